@@ -1,0 +1,29 @@
+//! statebench: stateless (JWT) versus stateful (server-side sessions,
+//! WebSocket connections), measured.
+//!
+//! Layout:
+//! - [`server`]: the reference servers — [`server::stateless`],
+//!   [`server::stateful`], [`server::ws`] — and [`server::run`], which serves
+//!   any of them on a caller-bound listener with a graceful drain;
+//! - [`token`]: signing and verifying JWTs, hardened beyond `jsonwebtoken`'s
+//!   defaults; [`keys`]: where their keys come from;
+//! - [`session`]: the [`session::SessionStore`] trait and one file per store;
+//! - [`revocation`]: the optional token denylist of the stateless server;
+//! - [`model`]: users and carts, validated once for both designs;
+//! - [`clock`]: injected time, so tests model expiry instead of sleeping;
+//! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
+//! - [`cli`]: the `statebench` command line (the binary only calls it).
+//!
+//! Outside `src/`: `tests/` drive the servers through their Routers and over
+//! loopback sockets; `benches/` hold the micro-benchmarks; `loadtests/` the
+//! load scenarios; `results/` what they produced.
+
+pub mod cli;
+pub mod clock;
+pub mod keys;
+pub mod metrics;
+pub mod model;
+pub mod revocation;
+pub mod server;
+pub mod session;
+pub mod token;

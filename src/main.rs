@@ -1,0 +1,5 @@
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    statebench::cli::main(statebench::cli::Cli::parse())
+}

@@ -1,0 +1,167 @@
+//! Prometheus metrics every server exposes on `GET /metrics`.
+//!
+//! Counters are atomics behind `prometheus-client` families; the per-request
+//! label set is two `Copy` values (a static route name and a status code), so
+//! counting a request allocates nothing. Gauges that mirror state owned
+//! elsewhere (live sessions, open WebSockets) are set when scraped.
+
+use std::sync::Arc;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+/// One server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    /// Sessions stored (stateful server; set on scrape).
+    pub sessions_live: Gauge,
+    /// Revoked token ids remembered (stateless server with a denylist).
+    pub revoked_tokens: Gauge,
+    /// Open WebSocket connections.
+    pub ws_connections: Gauge,
+    /// Failed calls to the session store or the pub/sub backplane.
+    pub store_errors: Counter,
+    /// WebSocket messages received from clients.
+    pub ws_messages_in: Counter,
+    /// WebSocket messages sent to clients.
+    pub ws_messages_out: Counter,
+    /// Chat messages a slow member missed (its queue overflowed).
+    pub ws_messages_dropped: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut m = Self {
+            registry: Registry::with_prefix("statebench"),
+            requests: Family::default(),
+            sessions_live: Gauge::default(),
+            revoked_tokens: Gauge::default(),
+            ws_connections: Gauge::default(),
+            store_errors: Counter::default(),
+            ws_messages_in: Counter::default(),
+            ws_messages_out: Counter::default(),
+            ws_messages_dropped: Counter::default(),
+        };
+        let r = &mut m.registry;
+        r.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        r.register("sessions_live", "Sessions stored", m.sessions_live.clone());
+        r.register(
+            "revoked_tokens",
+            "Revoked token ids remembered",
+            m.revoked_tokens.clone(),
+        );
+        r.register(
+            "ws_connections",
+            "Open WebSocket connections",
+            m.ws_connections.clone(),
+        );
+        r.register(
+            "store_errors",
+            "Failed session-store or backplane calls",
+            m.store_errors.clone(),
+        );
+        r.register(
+            "ws_messages_in",
+            "WebSocket messages received",
+            m.ws_messages_in.clone(),
+        );
+        r.register(
+            "ws_messages_out",
+            "WebSocket messages sent",
+            m.ws_messages_out.clone(),
+        );
+        r.register(
+            "ws_messages_dropped",
+            "Chat messages dropped for slow members",
+            m.ws_messages_dropped.clone(),
+        );
+        m
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Requests counted so far for `route` (a path pattern) and `status`.
+    pub fn requests(&self, route: &str, status: u16) -> u64 {
+        self.requests
+            .get(&RequestLabels {
+                route: route_name(route),
+                status,
+            })
+            .map_or(0, |c| c.get())
+    }
+
+    /// The OpenMetrics text exposition.
+    pub fn render(&self) -> Response {
+        let mut body = String::new();
+        if prometheus_client::encoding::text::encode(&mut body, &self.registry).is_err() {
+            return (
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics encoding failed",
+            )
+                .into_response();
+        }
+        (
+            [(
+                CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response()
+    }
+}
+
+/// The fixed set of route names, so labels are `&'static str`.
+fn route_name(path: &str) -> &'static str {
+    match path {
+        "/healthz" => "/healthz",
+        "/metrics" => "/metrics",
+        "/login" => "/login",
+        "/logout" => "/logout",
+        "/profile" => "/profile",
+        "/cart" => "/cart",
+        "/cart/items" => "/cart/items",
+        "/ws" => "/ws",
+        "/chat/{room}" => "/chat/{room}",
+        _ => "other",
+    }
+}
+
+/// Middleware (installed with `route_layer`) counting each request.
+pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |p| route_name(p.as_str()));
+    let res = next.run(req).await;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: res.status().as_u16(),
+        })
+        .inc();
+    res
+}

@@ -1,0 +1,176 @@
+//! The reference servers and the loop that serves them.
+//!
+//! - [`stateless`]: JWT, the client carries the state;
+//! - [`stateful`]: server-side sessions behind a [`crate::session::SessionStore`];
+//! - [`ws`]: WebSocket echo and chat rooms (stateful connections).
+//!
+//! Each exposes `fn app(state) -> Router`, testable with `oneshot` and no
+//! socket. [`run`] serves any of them on a listener the caller bound (tests
+//! bind `127.0.0.1:0`) until the caller's `shutdown` future completes, then
+//! drains: it stops accepting, lets in-flight requests finish, tells
+//! long-lived tasks (WebSockets, sweepers) to stop through [`Lifecycle`], and
+//! gives up after the drain timeout.
+
+pub mod stateful;
+pub mod stateless;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::metrics::Metrics;
+
+/// Largest request body accepted (64 KiB); larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Connection-level limits of [`run`].
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// A client must send a request's headers within this time.
+    pub header_read_timeout: Duration,
+    /// A request must be answered within this time (408 otherwise).
+    pub request_timeout: Duration,
+    /// How long draining may take after shutdown starts.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Shared by a server and its long-lived tasks: `stop` is cancelled when
+/// shutdown starts; `tasks` tracks what must finish before the process ends.
+#[derive(Debug, Clone, Default)]
+pub struct Lifecycle {
+    pub stop: CancellationToken,
+    pub tasks: TaskTracker,
+}
+
+/// Layers every server shares: body limit, request timeout and metrics.
+pub(crate) fn finish(router: Router, metrics: &Arc<Metrics>, request_timeout: Duration) -> Router {
+    router
+        .route("/healthz", axum::routing::get(healthz))
+        .route_layer(axum::middleware::from_fn_with_state(
+            metrics.clone(),
+            crate::metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+}
+
+/// `GET /healthz`: no auth, no state; the overhead baseline.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// A plain-text error response with a one-line reason.
+pub(crate) fn reject(
+    status: StatusCode,
+    reason: impl std::fmt::Display,
+) -> axum::response::Response {
+    (status, reason.to_string()).into_response()
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    lifecycle: Lifecycle,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .keep_alive(true);
+    let builder = builder.http1_only();
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: draining connections");
+    lifecycle.stop.cancel();
+    lifecycle.tasks.close();
+    let drained = async {
+        graceful.shutdown().await;
+        lifecycle.tasks.wait().await;
+    };
+    if tokio::time::timeout(options.drain_timeout, drained)
+        .await
+        .is_err()
+    {
+        tracing::warn!(timeout = ?options.drain_timeout, "drain timed out; closing remaining connections");
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

@@ -1,0 +1,210 @@
+//! The stateless server: every request carries a signed JWT and the server
+//! keeps nothing between requests (unless `--revocation denylist`).
+//!
+//! Routes (the classic Express + `jsonwebtoken` contract):
+//! - `POST /login` → `{"token": …}`;
+//! - `GET /profile` with `Authorization: <token>` or `Bearer <token>` →
+//!   `Welcome back, <name>`; anything wrong with the token → 403;
+//! - `GET /cart` → the cart carried in the token; `POST /cart/items` →
+//!   `{"token": …}`, a new token carrying the whole cart (it grows with it);
+//! - `POST /logout` → 204. Without a denylist the token stays valid until its
+//!   `exp`: a JWT cannot be taken back, which is the design's known weakness.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+
+use super::reject;
+use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+use crate::model::{CartItem, CartView, InputError, LoginRequest, parse_body};
+use crate::revocation::Denylist;
+use crate::token::{self, Claims, MAX_TOKEN_LEN, TokenError, TokenService};
+
+/// Everything the stateless handlers share.
+#[derive(Clone)]
+pub struct StatelessState {
+    pub tokens: Arc<TokenService>,
+    pub clock: SharedClock,
+    /// Present with `--revocation denylist`.
+    pub denylist: Option<Arc<Denylist>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The stateless server's routes.
+pub fn app(state: StatelessState, request_timeout: std::time::Duration) -> Router {
+    let metrics = state.metrics.clone();
+    let router = Router::new()
+        .route("/login", post(login))
+        .route("/profile", get(profile))
+        .route("/cart", get(cart))
+        .route("/cart/items", post(add_item))
+        .route("/logout", post(logout))
+        .route("/metrics", get(metrics_handler))
+        .with_state(state);
+    super::finish(router, &metrics, request_timeout)
+}
+
+#[derive(Serialize)]
+struct TokenBody {
+    token: String,
+}
+
+/// A request whose `Authorization` header holds a valid, unrevoked token.
+pub struct Authenticated(pub Claims);
+
+/// Why authentication failed; always answered 403 `Forbidden`, as in the
+/// classic example (the reason is logged at debug level, not sent).
+pub struct Forbidden(pub TokenError);
+
+impl IntoResponse for Forbidden {
+    fn into_response(self) -> Response {
+        tracing::debug!(reason = %self.0, "token refused");
+        (StatusCode::FORBIDDEN, "Forbidden").into_response()
+    }
+}
+
+impl FromRequestParts<StatelessState> for Authenticated {
+    type Rejection = Forbidden;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &StatelessState,
+    ) -> Result<Self, Self::Rejection> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(Forbidden(TokenError::Malformed))?;
+        if value.len() > MAX_TOKEN_LEN + 16 {
+            return Err(Forbidden(TokenError::TooLarge));
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| Forbidden(TokenError::Malformed))?;
+        let claims = state
+            .tokens
+            .verify(token::from_authorization(value))
+            .map_err(Forbidden)?;
+        if let Some(d) = &state.denylist
+            && d.is_revoked(&claims.jti)
+        {
+            return Err(Forbidden(TokenError::Revoked));
+        }
+        Ok(Self(claims))
+    }
+}
+
+fn input_error(e: InputError) -> Response {
+    let status = match e {
+        InputError::CartFull => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    reject(status, e)
+}
+
+fn signed(state: &StatelessState, claims: &Claims) -> Response {
+    match state.tokens.sign(claims) {
+        Ok(token) if token.len() > MAX_TOKEN_LEN => reject(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format_args!(
+                "cart too large for a token ({} bytes > {MAX_TOKEN_LEN})",
+                token.len()
+            ),
+        ),
+        Ok(token) => Json(TokenBody { token }).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "signing failed");
+            reject(StatusCode::INTERNAL_SERVER_ERROR, "token signing failed")
+        }
+    }
+}
+
+async fn login(State(state): State<StatelessState>, body: Bytes) -> Response {
+    let user = match parse_body::<LoginRequest>(&body).and_then(LoginRequest::into_user) {
+        Ok(u) => u,
+        Err(e) => return input_error(e),
+    };
+    let claims = Claims::for_login(&user, state.clock.now_secs(), state.tokens.ttl_secs());
+    signed(&state, &claims)
+}
+
+async fn profile(Authenticated(claims): Authenticated) -> String {
+    format!("Welcome back, {}", claims.name)
+}
+
+async fn cart(Authenticated(claims): Authenticated) -> Response {
+    Json(CartView {
+        items: &claims.cart.0,
+    })
+    .into_response()
+}
+
+async fn add_item(
+    State(state): State<StatelessState>,
+    Authenticated(mut claims): Authenticated,
+    body: Bytes,
+) -> Response {
+    let item = match parse_body::<CartItem>(&body).and_then(|i| i.validate().map(|()| i)) {
+        Ok(i) => i,
+        Err(e) => return input_error(e),
+    };
+    if let Err(e) = claims.cart.add(item) {
+        return input_error(e);
+    }
+    // Same jti and exp: the cart update does not extend the login.
+    claims.iat = state.clock.now_secs();
+    signed(&state, &claims)
+}
+
+async fn logout(
+    State(state): State<StatelessState>,
+    Authenticated(claims): Authenticated,
+) -> Response {
+    if let Some(d) = &state.denylist
+        && d.revoke(&claims.jti, claims.exp).is_err()
+    {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "revocation denylist is full",
+        )
+            .into_response();
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn metrics_handler(State(state): State<StatelessState>) -> Response {
+    if let Some(d) = &state.denylist {
+        state.metrics.revoked_tokens.set(d.len() as i64);
+    }
+    state.metrics.render()
+}
+
+/// Forgets expired revocations every `interval` until `stop` is cancelled.
+pub fn spawn_denylist_sweeper(
+    state: &StatelessState,
+    interval: std::time::Duration,
+    lifecycle: &super::Lifecycle,
+) {
+    let Some(denylist) = state.denylist.clone() else {
+        return;
+    };
+    let clock = state.clock.clone();
+    let stop = lifecycle.stop.clone();
+    lifecycle.tasks.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => { denylist.sweep(clock.now_secs()); }
+                () = stop.cancelled() => return,
+            }
+        }
+    });
+}

@@ -1,0 +1,193 @@
+//! JSON Web Tokens: the stateless design's whole state.
+//!
+//! [`TokenService`] signs and verifies with one algorithm fixed at start-up
+//! (so algorithm confusion cannot happen: a token whose header names another
+//! algorithm is refused before any key is used). On top of `jsonwebtoken`'s
+//! checks it caps the token size before decoding and refuses any `crit` header
+//! (RFC 7515 §4.1.11: we understand no extension, so every listed one is
+//! unknown). Keys come from [`crate::keys`].
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::keys::KeyPair;
+use crate::model::{Cart, User};
+
+/// Tokens longer than this are refused before any decoding (8 KiB).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// Default token lifetime in seconds (15 minutes).
+pub const DEFAULT_TTL_SECS: u64 = 15 * 60;
+
+/// The claims statebench puts in a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub name: String,
+    pub iat: u64,
+    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Token id: what a revocation denylist records. A cart update keeps it.
+    pub jti: String,
+    #[serde(default, skip_serializing_if = "Cart::is_empty")]
+    pub cart: Cart,
+}
+
+impl Claims {
+    /// Claims for a fresh login at `now` (seconds) living `ttl` seconds.
+    pub fn for_login(user: &User, now: u64, ttl: u64) -> Self {
+        Self {
+            sub: user.id.to_string(),
+            name: user.name.clone(),
+            iat: now,
+            exp: now.saturating_add(ttl),
+            nbf: None,
+            jti: format!("{:032x}", rand::random::<u128>()),
+            cart: Cart::default(),
+        }
+    }
+}
+
+/// Why a token was refused. Every variant is answered with 403.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token longer than {MAX_TOKEN_LEN} bytes")]
+    TooLarge,
+    #[error("token header lists critical extensions")]
+    CriticalHeader,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("token algorithm not accepted")]
+    Algorithm,
+    #[error("token signature invalid")]
+    Signature,
+    #[error("token malformed")]
+    Malformed,
+    #[error("token revoked")]
+    Revoked,
+    #[error("signing failed: {0}")]
+    Sign(String),
+}
+
+impl From<jsonwebtoken::errors::Error> for TokenError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind as K;
+        match e.kind() {
+            K::ExpiredSignature => Self::Expired,
+            K::ImmatureSignature => Self::NotYetValid,
+            K::InvalidAlgorithm | K::InvalidAlgorithmName => Self::Algorithm,
+            K::InvalidSignature => Self::Signature,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+/// Signs and verifies tokens with one algorithm and key pair.
+pub struct TokenService {
+    header: Header,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    ttl_secs: u64,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("alg", &self.header.alg)
+            .field("ttl_secs", &self.ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenService {
+    /// `leeway_secs` widens the `exp`/`nbf` checks for clock skew.
+    pub fn new(keys: KeyPair, ttl_secs: u64, leeway_secs: u64) -> Self {
+        let alg = keys.algorithm;
+        let mut validation = Validation::new(alg);
+        validation.algorithms = vec![alg];
+        validation.leeway = leeway_secs;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            header: Header::new(alg),
+            encoding: keys.encoding,
+            decoding: keys.decoding,
+            validation,
+            ttl_secs,
+        }
+    }
+
+    /// Turns off `exp` checking (for verifying published examples).
+    pub fn without_expiry_check(mut self) -> Self {
+        self.validation.validate_exp = false;
+        self.validation.required_spec_claims.clear();
+        self
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.header.alg
+    }
+
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        jsonwebtoken::encode(&self.header, claims, &self.encoding)
+            .map_err(|e| TokenError::Sign(e.to_string()))
+    }
+
+    /// Verifies a token and returns its statebench claims.
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verify_as(token)
+    }
+
+    /// Verifies a token and deserializes its claims as `T`.
+    pub fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::TooLarge);
+        }
+        let data = jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)?;
+        if data.header.crit.is_some() {
+            return Err(TokenError::CriticalHeader);
+        }
+        Ok(data.claims)
+    }
+}
+
+/// Extracts the token from an `Authorization` value: the raw token (as in the
+/// classic example) or `Bearer <token>`.
+pub fn from_authorization(value: &str) -> &str {
+    let v = value.trim();
+    match v.get(..7) {
+        Some(p) if p.eq_ignore_ascii_case("bearer ") => v[7..].trim_start(),
+        _ => v,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{KeyPair, TokenAlg};
+
+    #[test]
+    fn bearer_prefix_is_optional() {
+        assert_eq!(from_authorization("abc.def.ghi"), "abc.def.ghi");
+        assert_eq!(from_authorization("Bearer abc.def.ghi"), "abc.def.ghi");
+        assert_eq!(from_authorization("bearer  abc"), "abc");
+        assert_eq!(from_authorization("Bear"), "Bear");
+    }
+
+    #[test]
+    fn oversize_is_refused_before_decoding() {
+        let svc = TokenService::new(KeyPair::generate(TokenAlg::HS256).unwrap(), 60, 0);
+        let huge = "a".repeat(MAX_TOKEN_LEN + 1);
+        assert_eq!(svc.verify(&huge), Err(TokenError::TooLarge));
+    }
+}
