@@ -159,40 +159,13 @@ impl KeyPair {
 
     /// Fresh random keys: a 256-bit secret, RSA-2048, P-256 or Ed25519.
     pub fn generate(alg: TokenAlg) -> Result<Self, KeyError> {
-        let fail = |_| KeyError::Generate(alg.name());
-        let (private_der, public_der): (Vec<u8>, Vec<u8>) = match alg {
-            TokenAlg::HS256 | TokenAlg::HS384 | TokenAlg::HS512 => {
-                let secret: [u8; 32] = rand::random();
-                let mut keys = Self::from_secret(alg, &secret)?;
-                keys.generated = true;
-                return Ok(keys);
-            }
-            TokenAlg::RS256 => {
-                let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(fail)?;
-                let private = kp.as_der().map_err(fail)?.as_ref().to_vec();
-                let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
-                (private, public.as_ref().to_vec())
-            }
-            TokenAlg::ES256 => {
-                let rng = SystemRandom::new();
-                let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-                    .map_err(fail)?;
-                let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
-                    .map_err(|_| KeyError::Generate(alg.name()))?;
-                let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
-                (doc.as_ref().to_vec(), public.as_ref().to_vec())
-            }
-            TokenAlg::EdDSA => {
-                let kp = Ed25519KeyPair::generate().map_err(fail)?;
-                let private = kp.to_pkcs8().map_err(fail)?.as_ref().to_vec();
-                let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
-                (private, public.as_ref().to_vec())
-            }
+        let mut keys = if alg.is_hmac() {
+            let secret: [u8; 32] = rand::random();
+            Self::from_secret(alg, &secret)?
+        } else {
+            let (private_pem, public_pem) = generate_pem(alg)?;
+            Self::from_pem(alg, private_pem.as_bytes(), public_pem.as_bytes())?
         };
-        let private_pem = pem::encode(&pem::Pem::new("PRIVATE KEY", private_der));
-        let public_pem = pem::encode(&pem::Pem::new("PUBLIC KEY", public_der));
-        let mut keys = Self::from_pem(alg, private_pem.as_bytes(), public_pem.as_bytes())?;
         keys.generated = true;
         Ok(keys)
     }
@@ -232,6 +205,43 @@ impl KeyPair {
             _ => Err(KeyError::HalfPair { alg: alg.name() }),
         }
     }
+}
+
+/// A fresh asymmetric key pair as PEM text: (PKCS#8 private, SPKI public).
+/// Write both to files to share one pair among replicas.
+pub fn generate_pem(alg: TokenAlg) -> Result<(String, String), KeyError> {
+    let fail = |_| KeyError::Generate(alg.name());
+    let (private_der, public_der): (Vec<u8>, Vec<u8>) = match alg {
+        TokenAlg::HS256 | TokenAlg::HS384 | TokenAlg::HS512 => {
+            return Err(KeyError::FilesForHmac { alg: alg.name() });
+        }
+        TokenAlg::RS256 => {
+            let kp = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(fail)?;
+            let private = kp.as_der().map_err(fail)?.as_ref().to_vec();
+            let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
+            (private, public.as_ref().to_vec())
+        }
+        TokenAlg::ES256 => {
+            let rng = SystemRandom::new();
+            let doc = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .map_err(fail)?;
+            let kp = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, doc.as_ref())
+                .map_err(|_| KeyError::Generate(alg.name()))?;
+            let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
+            (doc.as_ref().to_vec(), public.as_ref().to_vec())
+        }
+        TokenAlg::EdDSA => {
+            let kp = Ed25519KeyPair::generate().map_err(fail)?;
+            let private = kp.to_pkcs8().map_err(fail)?.as_ref().to_vec();
+            let public: PublicKeyX509Der = kp.public_key().as_der().map_err(fail)?;
+            (private, public.as_ref().to_vec())
+        }
+    };
+    Ok((
+        pem::encode(&pem::Pem::new("PRIVATE KEY", private_der)),
+        pem::encode(&pem::Pem::new("PUBLIC KEY", public_der)),
+    ))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, KeyError> {

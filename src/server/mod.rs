@@ -94,6 +94,15 @@ pub(crate) fn reject(
     (status, reason.to_string()).into_response()
 }
 
+/// A refused input: 413 for a full cart, 400 otherwise.
+pub(crate) fn input_error(e: crate::model::InputError) -> axum::response::Response {
+    let status = match e {
+        crate::model::InputError::CartFull => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    reject(status, e)
+}
+
 /// Serves `app` on `listener` until `shutdown` completes, then drains.
 pub async fn run(
     listener: TcpListener,

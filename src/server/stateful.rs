@@ -21,10 +21,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
-use super::{Lifecycle, reject};
+use super::{Lifecycle, input_error, reject};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::model::{CartItem, CartView, InputError, LoginRequest, parse_body};
+use crate::model::{CartItem, CartView, LoginRequest, parse_body};
 use crate::session::{Session, SessionId, SessionStore, StoreError};
 
 /// The cookie that carries the session id.
@@ -110,14 +110,6 @@ fn store_error(metrics: &Metrics, e: StoreError) -> Response {
             reject(StatusCode::SERVICE_UNAVAILABLE, "session store unavailable")
         }
     }
-}
-
-fn input_error(e: InputError) -> Response {
-    let status = match e {
-        InputError::CartFull => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    reject(status, e)
 }
 
 /// Looks a live session up through `f`: 403 if none, 503 if the store fails.

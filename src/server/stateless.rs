@@ -21,10 +21,10 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 
-use super::reject;
+use super::{input_error, reject};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
-use crate::model::{CartItem, CartView, InputError, LoginRequest, parse_body};
+use crate::model::{CartItem, CartView, LoginRequest, parse_body};
 use crate::revocation::Denylist;
 use crate::token::{self, Claims, MAX_TOKEN_LEN, TokenError, TokenService};
 
@@ -99,14 +99,6 @@ impl FromRequestParts<StatelessState> for Authenticated {
         }
         Ok(Self(claims))
     }
-}
-
-fn input_error(e: InputError) -> Response {
-    let status = match e {
-        InputError::CartFull => StatusCode::PAYLOAD_TOO_LARGE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    reject(status, e)
 }
 
 fn signed(state: &StatelessState, claims: &Claims) -> Response {

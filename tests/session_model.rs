@@ -1,0 +1,210 @@
+//! Model-based test of every `SessionStore`: a `HashMap` and a clock are the
+//! reference; random transitions run on both and every answer must agree.
+
+mod common;
+
+use std::collections::HashMap;
+
+use proptest::prelude::*;
+use proptest::sample::Index;
+use statebench::clock::Millis;
+use statebench::model::{CartItem, InputError, User};
+use statebench::session::{
+    MemoryStore, RedisStore, Session, SessionId, SessionStore, StoreConfig, is_expired,
+};
+
+const CONFIG: StoreConfig = StoreConfig {
+    idle_ttl_ms: 1_000,
+    max_sessions: 6,
+};
+
+#[derive(Debug, Clone)]
+enum Transition {
+    Login(User),
+    Lookup(Index),
+    LookupUnknown,
+    Touch(Index),
+    AddToCart(Index, CartItem),
+    Logout(Index),
+    Tick(Millis),
+    Sweep,
+}
+
+fn transition() -> impl Strategy<Value = Transition> {
+    // Few names and SKUs so that merges and collisions happen.
+    let user = (
+        0u64..3,
+        prop::sample::select(vec!["John Doe", "Ann", "Bob"]),
+    )
+        .prop_map(|(id, name)| User {
+            id,
+            name: name.into(),
+        });
+    let item = (prop::sample::select(vec!["a", "b", "c"]), 1u32..5)
+        .prop_map(|(s, qty)| CartItem { sku: s.into(), qty });
+    prop_oneof![
+        3 => user.prop_map(Transition::Login),
+        4 => any::<Index>().prop_map(Transition::Lookup),
+        1 => Just(Transition::LookupUnknown),
+        2 => any::<Index>().prop_map(Transition::Touch),
+        3 => (any::<Index>(), item).prop_map(|(i, it)| Transition::AddToCart(i, it)),
+        2 => any::<Index>().prop_map(Transition::Logout),
+        3 => (0..1_500u64).prop_map(Transition::Tick),
+        1 => Just(Transition::Sweep),
+    ]
+}
+
+/// The reference: sessions with their last-seen time.
+#[derive(Default)]
+struct Model {
+    live: HashMap<SessionId, (Session, Millis)>,
+    /// Every id ever handed out, so lookups also hit removed ones.
+    ids: Vec<SessionId>,
+}
+
+impl Model {
+    /// Lookup with the stores' semantics: an expired entry is removed.
+    fn get_mut(&mut self, id: SessionId, now: Millis) -> Option<&mut Session> {
+        let expired = match self.live.get(&id) {
+            None => return None,
+            Some((_, seen)) => is_expired(*seen, now, CONFIG.idle_ttl_ms),
+        };
+        if expired {
+            self.live.remove(&id);
+            return None;
+        }
+        let (s, seen) = self.live.get_mut(&id).unwrap();
+        *seen = now;
+        Some(s)
+    }
+
+    fn pick(&self, i: &Index) -> SessionId {
+        if self.ids.is_empty() {
+            SessionId(42)
+        } else {
+            self.ids[i.index(self.ids.len())]
+        }
+    }
+}
+
+async fn run<S: SessionStore>(store: S, steps: Vec<Transition>) -> Result<(), TestCaseError> {
+    let mut model = Model::default();
+    let mut now: Millis = 1_700_000_000_000;
+    for (n, step) in steps.into_iter().enumerate() {
+        match &step {
+            Transition::Login(user) => {
+                let got = store.create(Session::new(user.clone(), now), now).await;
+                if model.live.len() >= CONFIG.max_sessions {
+                    prop_assert_eq!(
+                        got,
+                        Err(statebench::session::StoreError::Full),
+                        "step {}",
+                        n
+                    );
+                } else {
+                    let id = got.map_err(|e| TestCaseError::fail(format!("step {n}: {e}")))?;
+                    prop_assert!(!model.ids.contains(&id), "id reused");
+                    model
+                        .live
+                        .insert(id, (Session::new(user.clone(), now), now));
+                    model.ids.push(id);
+                }
+            }
+            Transition::Lookup(i) => {
+                let id = model.pick(i);
+                let got = store.get(id, now, Session::clone).await.unwrap();
+                prop_assert_eq!(
+                    got,
+                    model.get_mut(id, now).cloned(),
+                    "step {}: {:?}",
+                    n,
+                    step
+                );
+            }
+            Transition::LookupUnknown => {
+                let got = store
+                    .get(SessionId::random(), now, Session::clone)
+                    .await
+                    .unwrap();
+                prop_assert_eq!(got, None);
+            }
+            Transition::Touch(i) => {
+                let id = model.pick(i);
+                let got = store.touch(id, now).await.unwrap();
+                prop_assert_eq!(got, model.get_mut(id, now).is_some(), "step {}", n);
+            }
+            Transition::AddToCart(i, item) => {
+                let id = model.pick(i);
+                let got: Option<Result<(), InputError>> = store
+                    .update(id, now, |s| s.cart.add(item.clone()))
+                    .await
+                    .unwrap();
+                let want = model.get_mut(id, now).map(|s| s.cart.add(item.clone()));
+                prop_assert_eq!(got, want, "step {}", n);
+            }
+            Transition::Logout(i) => {
+                let id = model.pick(i);
+                store.remove(id).await.unwrap();
+                model.live.remove(&id);
+                prop_assert_eq!(store.get(id, now, |_| ()).await.unwrap(), None);
+            }
+            Transition::Tick(ms) => now += ms,
+            Transition::Sweep => {
+                let before = model.live.len();
+                model
+                    .live
+                    .retain(|_, (_, seen)| !is_expired(*seen, now, CONFIG.idle_ttl_ms));
+                prop_assert_eq!(
+                    store.sweep(now).await.unwrap(),
+                    before - model.live.len(),
+                    "step {}",
+                    n
+                );
+            }
+        }
+        prop_assert_eq!(
+            store.len().await.unwrap(),
+            model.live.len(),
+            "len after step {}: {:?}",
+            n,
+            step
+        );
+    }
+    Ok(())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn memory_store_matches_model(steps in proptest::collection::vec(transition(), 1..60)) {
+        runtime().block_on(run(MemoryStore::new(CONFIG), steps))?;
+    }
+}
+
+#[test]
+fn redis_store_matches_model() {
+    let Some(url) = common::redis_url("redis_store_matches_model") else {
+        return;
+    };
+    let rt = runtime();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+    runner
+        .run(&proptest::collection::vec(transition(), 1..60), |steps| {
+            let prefix = common::unique_prefix();
+            rt.block_on(async {
+                let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();
+                let result = run(store, steps).await;
+                common::redis_cleanup(&url, &prefix).await;
+                result
+            })
+        })
+        .unwrap();
+}
