@@ -42,8 +42,9 @@ impl Default for User {
     }
 }
 
-/// One line of a cart; also the body of `POST /cart/items`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One line of a cart; also the body of `POST /cart/items`. The default
+/// (an empty body) is not a valid item: it fails [`CartItem::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CartItem {
     pub sku: String,
@@ -90,16 +91,6 @@ impl LoginRequest {
             id: self.id.unwrap_or(DEFAULT_USER_ID),
             name,
         })
-    }
-}
-
-impl Default for CartItem {
-    fn default() -> Self {
-        // An empty body is not a valid item: it fails `validate`.
-        Self {
-            sku: String::new(),
-            qty: 0,
-        }
     }
 }
 

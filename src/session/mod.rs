@@ -122,6 +122,7 @@ pub enum StoreError {
 }
 
 /// Where sessions live. All methods take `now` from the caller's clock.
+#[allow(clippy::len_without_is_empty)] // `len` is async and fallible; emptiness is never asked.
 pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session under a fresh random id, seen at `now`.
     fn create(

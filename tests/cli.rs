@@ -1,0 +1,244 @@
+//! The `statebench` binary: flags, errors, the start-up line, signals.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_statebench"))
+}
+
+/// Starts `statebench serve` with `args` and returns it with its base URL,
+/// read from the one line it prints on start.
+fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
+    let mut child = bin()
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "start-up line: {line:?}"
+    );
+    (child, url)
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let out = bin().args(["serve", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--arch",
+        "--addr",
+        "--alg",
+        "--secret-file",
+        "--private-key-file",
+        "--public-key-file",
+        "--token-ttl",
+        "--leeway",
+        "--revocation",
+        "--max-revoked",
+        "--store",
+        "--session-ttl",
+        "--max-sessions",
+        "--sweep-interval",
+        "--cookie-secure",
+        "--redis-prefix",
+        "--backplane",
+        "--ws-max-message",
+        "--ws-idle-timeout",
+        "--ws-ping-interval",
+        "--ws-max-connections",
+        "--header-read-timeout",
+        "--request-timeout",
+        "--shutdown-timeout",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+}
+
+#[test]
+fn short_secret_is_refused_with_one_line() {
+    let out = bin()
+        .args(["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"])
+        .env("STATEBENCH_JWT_SECRET", "too-short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(
+        err.trim(),
+        "error: JWT secret is 9 bytes; at least 32 are required"
+    );
+}
+
+#[test]
+fn bad_flags_are_one_line_errors() {
+    let out = bin()
+        .args([
+            "serve",
+            "--arch",
+            "stateful",
+            "--addr",
+            "127.0.0.1:0",
+            "--store",
+            "postgres://x",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.trim().starts_with("error: --store must be") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let out = bin().args(["serve", "--arch", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn serves_the_contract_and_exits_cleanly_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("statebench-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = dir.join("secret");
+    std::fs::write(&secret, "a-secret-of-at-least-thirty-two-bytes\n").unwrap();
+    let (mut a, url_a) = spawn(
+        &[
+            "--arch",
+            "stateless",
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let (mut b, url_b) = spawn(
+        &[
+            "--arch",
+            "stateless",
+            "--secret-file",
+            secret.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let login: serde_json::Value = http
+            .post(format!("{url_a}/login"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["token"].as_str().unwrap();
+        // A shared secret: replica b accepts a's token.
+        let res = http
+            .get(format!("{url_b}/profile"))
+            .header("Authorization", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.text().await.unwrap(), "Welcome back, John Doe");
+    });
+    assert!(terminate(&mut a).success());
+    assert!(terminate(&mut b).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn stateful_and_ws_binaries_answer() {
+    let (mut s, url) = spawn(&["--arch", "stateful"], &[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let res = http.post(format!("{url}/login")).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let res = http.get(format!("{url}/profile")).send().await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "Welcome back, John Doe");
+    });
+    assert!(terminate(&mut s).success());
+
+    let (mut w, url) = spawn(&["--arch", "ws"], &[]);
+    rt.block_on(async {
+        use futures_util::{SinkExt, StreamExt};
+        let ws_url = url.replace("http://", "ws://") + "/ws";
+        let (mut c, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+        c.send(tokio_tungstenite::tungstenite::Message::text("hi"))
+            .await
+            .unwrap();
+        let m = c.next().await.unwrap().unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), "Server received: hi");
+    });
+    assert!(terminate(&mut w).success());
+}
+
+#[test]
+fn slow_headers_are_cut_off() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let options = statebench::server::ServeOptions {
+            header_read_timeout: Duration::from_millis(300),
+            ..Default::default()
+        };
+        let server =
+            common::serve_with(common::stateless_app(false), Default::default(), options).await;
+        let mut s = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "connection closed by the server");
+        assert!(!String::from_utf8_lossy(&buf).contains("200 OK"));
+    });
+}
