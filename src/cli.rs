@@ -128,6 +128,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub ws_max_connections: usize,
 
+    /// [ws] Per-connection read buffer in bytes (tungstenite's default is 131072;
+    /// small buffers keep idle connections cheap).
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub ws_read_buffer: usize,
+
     /// Seconds a client has to send a request's headers.
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     pub header_read_timeout: u64,
@@ -243,6 +248,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 idle_timeout: secs(args.ws_idle_timeout.max(1)),
                 ping_interval: secs(args.ws_ping_interval.max(1)),
                 max_connections: args.ws_max_connections,
+                read_buffer: args.ws_read_buffer.max(256),
                 ..WsConfig::default()
             };
             let mut state = WsState::new(config, lifecycle.clone(), metrics);

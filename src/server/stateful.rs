@@ -50,7 +50,8 @@ impl<S> Clone for StatefulState<S> {
     }
 }
 
-/// The stateful server's routes over any store.
+/// The stateful server's routes over any store. Handlers share one
+/// `Arc<StatefulState>`: one reference-count increment per request.
 pub fn app<S: SessionStore>(state: StatefulState<S>, request_timeout: Duration) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
@@ -60,7 +61,7 @@ pub fn app<S: SessionStore>(state: StatefulState<S>, request_timeout: Duration) 
         .route("/cart/items", post(add_item::<S>))
         .route("/logout", post(logout::<S>))
         .route("/metrics", get(metrics_handler::<S>))
-        .with_state(state);
+        .with_state(Arc::new(state));
     super::finish(router, &metrics, request_timeout)
 }
 
@@ -125,7 +126,10 @@ async fn with_session<S: SessionStore, R: Send>(
     }
 }
 
-async fn login<S: SessionStore>(State(state): State<StatefulState<S>>, body: Bytes) -> Response {
+async fn login<S: SessionStore>(
+    State(state): State<Arc<StatefulState<S>>>,
+    body: Bytes,
+) -> Response {
     let user = match parse_body::<LoginRequest>(&body).and_then(LoginRequest::into_user) {
         Ok(u) => u,
         Err(e) => return input_error(e),
@@ -146,14 +150,20 @@ async fn login<S: SessionStore>(State(state): State<StatefulState<S>>, body: Byt
     }
 }
 
-async fn profile<S: SessionStore>(State(state): State<StatefulState<S>>, Sid(id): Sid) -> Response {
+async fn profile<S: SessionStore>(
+    State(state): State<Arc<StatefulState<S>>>,
+    Sid(id): Sid,
+) -> Response {
     match with_session(&state, id, |s| format!("Welcome back, {}", s.user.name)).await {
         Ok(body) => body.into_response(),
         Err(r) => r,
     }
 }
 
-async fn cart<S: SessionStore>(State(state): State<StatefulState<S>>, Sid(id): Sid) -> Response {
+async fn cart<S: SessionStore>(
+    State(state): State<Arc<StatefulState<S>>>,
+    Sid(id): Sid,
+) -> Response {
     let json = with_session(&state, id, |s| {
         serde_json::to_vec(&CartView { items: &s.cart.0 }).expect("a cart always serializes")
     })
@@ -165,7 +175,7 @@ async fn cart<S: SessionStore>(State(state): State<StatefulState<S>>, Sid(id): S
 }
 
 async fn add_item<S: SessionStore>(
-    State(state): State<StatefulState<S>>,
+    State(state): State<Arc<StatefulState<S>>>,
     Sid(id): Sid,
     body: Bytes,
 ) -> Response {
@@ -185,7 +195,10 @@ async fn add_item<S: SessionStore>(
     }
 }
 
-async fn logout<S: SessionStore>(State(state): State<StatefulState<S>>, Sid(id): Sid) -> Response {
+async fn logout<S: SessionStore>(
+    State(state): State<Arc<StatefulState<S>>>,
+    Sid(id): Sid,
+) -> Response {
     // Only a live session can log out, as on the stateless server.
     if let Err(r) = with_session(&state, id, |_| ()).await {
         return r;
@@ -206,7 +219,7 @@ async fn logout<S: SessionStore>(State(state): State<StatefulState<S>>, Sid(id):
     }
 }
 
-async fn metrics_handler<S: SessionStore>(State(state): State<StatefulState<S>>) -> Response {
+async fn metrics_handler<S: SessionStore>(State(state): State<Arc<StatefulState<S>>>) -> Response {
     match state.store.len().await {
         Ok(n) => {
             state.metrics.sessions_live.set(n as i64);

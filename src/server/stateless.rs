@@ -38,6 +38,10 @@ pub struct StatelessState {
     pub metrics: Arc<Metrics>,
 }
 
+/// What handlers receive: one `Arc`, so extracting the state per request is
+/// one reference-count increment rather than one per field.
+type Shared = Arc<StatelessState>;
+
 /// The stateless server's routes.
 pub fn app(state: StatelessState, request_timeout: std::time::Duration) -> Router {
     let metrics = state.metrics.clone();
@@ -48,7 +52,7 @@ pub fn app(state: StatelessState, request_timeout: std::time::Duration) -> Route
         .route("/cart/items", post(add_item))
         .route("/logout", post(logout))
         .route("/metrics", get(metrics_handler))
-        .with_state(state);
+        .with_state(Arc::new(state));
     super::finish(router, &metrics, request_timeout)
 }
 
@@ -71,12 +75,12 @@ impl IntoResponse for Forbidden {
     }
 }
 
-impl FromRequestParts<StatelessState> for Authenticated {
+impl FromRequestParts<Shared> for Authenticated {
     type Rejection = Forbidden;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &StatelessState,
+        state: &Shared,
     ) -> Result<Self, Self::Rejection> {
         let value = parts
             .headers
@@ -118,7 +122,7 @@ fn signed(state: &StatelessState, claims: &Claims) -> Response {
     }
 }
 
-async fn login(State(state): State<StatelessState>, body: Bytes) -> Response {
+async fn login(State(state): State<Shared>, body: Bytes) -> Response {
     let user = match parse_body::<LoginRequest>(&body).and_then(LoginRequest::into_user) {
         Ok(u) => u,
         Err(e) => return input_error(e),
@@ -139,7 +143,7 @@ async fn cart(Authenticated(claims): Authenticated) -> Response {
 }
 
 async fn add_item(
-    State(state): State<StatelessState>,
+    State(state): State<Shared>,
     Authenticated(mut claims): Authenticated,
     body: Bytes,
 ) -> Response {
@@ -155,10 +159,7 @@ async fn add_item(
     signed(&state, &claims)
 }
 
-async fn logout(
-    State(state): State<StatelessState>,
-    Authenticated(claims): Authenticated,
-) -> Response {
+async fn logout(State(state): State<Shared>, Authenticated(claims): Authenticated) -> Response {
     if let Some(d) = &state.denylist
         && d.revoke(&claims.jti, claims.exp).is_err()
     {
@@ -172,7 +173,7 @@ async fn logout(
     StatusCode::NO_CONTENT.into_response()
 }
 
-async fn metrics_handler(State(state): State<StatelessState>) -> Response {
+async fn metrics_handler(State(state): State<Shared>) -> Response {
     if let Some(d) = &state.denylist {
         state.metrics.revoked_tokens.set(d.len() as i64);
     }
