@@ -9,9 +9,13 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use statebench::clock::Millis;
 use statebench::model::{CartItem, InputError, User};
-use statebench::session::{
-    MemoryStore, RedisStore, Session, SessionId, SessionStore, StoreConfig, is_expired,
-};
+use statebench::session::memory::dashmap::DashMapAdapter;
+use statebench::session::memory::moka::MokaAdapter;
+use statebench::session::memory::mutex::MutexAdapter;
+use statebench::session::memory::papaya::PapayaAdapter;
+use statebench::session::memory::rwlock::{RwLockFoldhash, RwLockSiphash};
+use statebench::session::memory::scc::SccAdapter;
+use statebench::session::{MapStore, RedisStore, Session, SessionId, SessionStore, StoreConfig};
 
 const CONFIG: StoreConfig = StoreConfig {
     idle_ttl_ms: 1_000,
@@ -54,6 +58,11 @@ fn transition() -> impl Strategy<Value = Transition> {
     ]
 }
 
+/// Idle expiry, stated independently of the stores' helper.
+fn expired(seen: Millis, now: Millis) -> bool {
+    now - seen > CONFIG.idle_ttl_ms
+}
+
 /// The reference: sessions with their last-seen time.
 #[derive(Default)]
 struct Model {
@@ -67,7 +76,7 @@ impl Model {
     fn get_mut(&mut self, id: SessionId, now: Millis) -> Option<&mut Session> {
         let expired = match self.live.get(&id) {
             None => return None,
-            Some((_, seen)) => is_expired(*seen, now, CONFIG.idle_ttl_ms),
+            Some((_, seen)) => expired(*seen, now),
         };
         if expired {
             self.live.remove(&id);
@@ -153,7 +162,7 @@ async fn run<S: SessionStore>(store: S, steps: Vec<Transition>) -> Result<(), Te
                 let before = model.live.len();
                 model
                     .live
-                    .retain(|_, (_, seen)| !is_expired(*seen, now, CONFIG.idle_ttl_ms));
+                    .retain(|_, (_, seen)| !expired(*seen, now));
                 prop_assert_eq!(
                     store.sweep(now).await.unwrap(),
                     before - model.live.len(),
@@ -173,6 +182,10 @@ async fn run<S: SessionStore>(store: S, steps: Vec<Transition>) -> Result<(), Te
     Ok(())
 }
 
+fn steps() -> impl Strategy<Value = Vec<Transition>> {
+    proptest::collection::vec(transition(), 1..60)
+}
+
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,8 +197,38 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn memory_store_matches_model(steps in proptest::collection::vec(transition(), 1..60)) {
-        runtime().block_on(run(MemoryStore::new(CONFIG), steps))?;
+    fn dashmap_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<DashMapAdapter>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn mutex_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<MutexAdapter>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn rwlock_foldhash_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<RwLockFoldhash>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn rwlock_siphash_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<RwLockSiphash>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn scc_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<SccAdapter>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn papaya_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<PapayaAdapter>::new(CONFIG), steps))?;
+    }
+
+    #[test]
+    fn moka_store_matches_model(steps in steps()) {
+        runtime().block_on(run(MapStore::<MokaAdapter>::new(CONFIG), steps))?;
     }
 }
 
@@ -197,7 +240,7 @@ fn redis_store_matches_model() {
     let rt = runtime();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
     runner
-        .run(&proptest::collection::vec(transition(), 1..60), |steps| {
+        .run(&steps(), |steps| {
             let prefix = common::unique_prefix();
             rt.block_on(async {
                 let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();

@@ -3,7 +3,8 @@
 //! [`SessionStore`] is the seam between the stateful server and where its
 //! sessions live. Each implementation is one file in this folder:
 //!
-//! - [`memory`]: in-process, a sharded concurrent map (the default);
+//! - [`memory`]: in-process, one generic store over one adapter per
+//!   concurrent map (DashMap is the default);
 //! - [`redis`]: a Redis server shared by several replicas.
 //!
 //! Expiry is *idle* expiry: a session dies when it has not been seen for the
@@ -28,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Millis;
 use crate::model::{Cart, User};
 
-pub use memory::MemoryStore;
+pub use memory::{MapStore, MemoryStore};
 pub use redis::RedisStore;
 
 /// A 128-bit session id drawn from a CSPRNG, shown as 32 lowercase hex digits.

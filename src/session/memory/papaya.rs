@@ -1,0 +1,59 @@
+//! papaya 0.2: lock-free reads with epoch-based reclamation; foldhash.
+//! Values are immutable once published, so a write clones the entry,
+//! changes the clone and swaps it in (last writer wins, as on Redis).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Entry, MapAdapter};
+use crate::session::{SessionId, StoreConfig};
+
+pub struct PapayaAdapter(papaya::HashMap<SessionId, Entry, foldhash::fast::RandomState>);
+
+impl MapAdapter for PapayaAdapter {
+    const NAME: &'static str = "papaya";
+
+    fn new(_: &StoreConfig) -> Self {
+        Self(papaya::HashMap::with_hasher(
+            foldhash::fast::RandomState::default(),
+        ))
+    }
+
+    fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        self.0.pin().get(id).map(f)
+    }
+
+    fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        let map = self.0.pin();
+        let mut copy = map.get(id)?.clone();
+        let r = f(&mut copy);
+        // `update` only replaces an existing entry: a concurrent removal wins.
+        map.update(*id, |_| copy.clone()).map(|_| r)
+    }
+
+    fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry> {
+        match self.0.pin().try_insert(id, entry) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.not_inserted),
+        }
+    }
+
+    fn remove(&self, id: &SessionId) -> bool {
+        self.0.pin().remove(id).is_some()
+    }
+
+    fn remove_if(&self, id: &SessionId, pred: impl Fn(&Entry) -> bool) -> bool {
+        matches!(self.0.pin().remove_if(id, |_, e| pred(e)), Ok(Some(_)))
+    }
+
+    fn retain(&self, keep: impl Fn(&Entry) -> bool + Sync) -> usize {
+        let removed = AtomicUsize::new(0);
+        self.0.pin().retain(|_, e| {
+            let k = keep(e);
+            if !k {
+                removed.fetch_add(1, Ordering::Relaxed);
+            }
+            k
+        });
+        removed.into_inner()
+    }
+}

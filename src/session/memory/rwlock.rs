@@ -1,0 +1,90 @@
+//! `std::sync::RwLock<HashMap>`, generic over the hasher: foldhash, or the
+//! standard library's SipHash-1-3 (to show what DoS-resistant hashing costs).
+//! Reads share the lock; the last-seen refresh is an atomic, so reads never
+//! need the write lock. std's lock (not tokio's): never held across `.await`.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
+use std::hash::BuildHasher;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::{Entry, MapAdapter};
+use crate::session::{SessionId, StoreConfig};
+
+/// Names a hasher in reports.
+pub trait HasherName: BuildHasher + Default + Send + Sync + 'static {
+    const STORE_NAME: &'static str;
+}
+
+impl HasherName for foldhash::fast::RandomState {
+    const STORE_NAME: &'static str = "rwlock-foldhash";
+}
+
+impl HasherName for std::hash::RandomState {
+    const STORE_NAME: &'static str = "rwlock-siphash";
+}
+
+pub struct RwLockAdapter<S>(RwLock<HashMap<SessionId, Box<Entry>, S>>);
+
+/// `RwLock<HashMap>` with foldhash.
+pub type RwLockFoldhash = RwLockAdapter<foldhash::fast::RandomState>;
+/// `RwLock<HashMap>` with SipHash-1-3.
+pub type RwLockSiphash = RwLockAdapter<std::hash::RandomState>;
+
+impl<S: HasherName> RwLockAdapter<S> {
+    // Poisoning is ignored: every change is a single HashMap call.
+    fn read_lock(&self) -> RwLockReadGuard<'_, HashMap<SessionId, Box<Entry>, S>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write_lock(&self) -> RwLockWriteGuard<'_, HashMap<SessionId, Box<Entry>, S>> {
+        self.0.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl<S: HasherName> MapAdapter for RwLockAdapter<S> {
+    const NAME: &'static str = S::STORE_NAME;
+
+    fn new(_: &StoreConfig) -> Self {
+        Self(RwLock::new(HashMap::with_hasher(S::default())))
+    }
+
+    fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        self.read_lock().get(id).map(|e| f(e))
+    }
+
+    fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
+        self.write_lock().get_mut(id).map(|e| f(e))
+    }
+
+    fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry> {
+        match self.write_lock().entry(id) {
+            MapEntry::Vacant(v) => {
+                v.insert(Box::new(entry));
+                Ok(())
+            }
+            MapEntry::Occupied(_) => Err(entry),
+        }
+    }
+
+    fn remove(&self, id: &SessionId) -> bool {
+        self.write_lock().remove(id).is_some()
+    }
+
+    fn remove_if(&self, id: &SessionId, pred: impl Fn(&Entry) -> bool) -> bool {
+        let mut map = self.write_lock();
+        if map.get(id).is_some_and(|e| pred(e)) {
+            map.remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn retain(&self, keep: impl Fn(&Entry) -> bool + Sync) -> usize {
+        let mut map = self.write_lock();
+        let before = map.len();
+        map.retain(|_, e| keep(e));
+        before - map.len()
+    }
+}
