@@ -12,6 +12,7 @@
 //! - [`model`]: users and carts, validated once for both designs;
 //! - [`clock`]: injected time, so tests model expiry instead of sleeping;
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
+//! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over
@@ -27,3 +28,4 @@ pub mod revocation;
 pub mod server;
 pub mod session;
 pub mod token;
+pub mod workload;

@@ -3,6 +3,7 @@
 //! Validation lives here so the stateless and the stateful servers accept and
 //! refuse exactly the same inputs.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Longest accepted user name, in bytes.
@@ -23,21 +24,22 @@ pub const DEFAULT_USER_NAME: &str = "John Doe";
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub id: Option<u64>,
-    pub name: Option<String>,
+    pub name: Option<CompactString>,
 }
 
 /// Who is logged in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: u64,
-    pub name: String,
+    /// Inline up to 24 bytes (no allocation for typical names).
+    pub name: CompactString,
 }
 
 impl Default for User {
     fn default() -> Self {
         Self {
             id: DEFAULT_USER_ID,
-            name: DEFAULT_USER_NAME.to_owned(),
+            name: CompactString::const_new(DEFAULT_USER_NAME),
         }
     }
 }
@@ -47,7 +49,8 @@ impl Default for User {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CartItem {
-    pub sku: String,
+    /// Inline up to 24 bytes.
+    pub sku: CompactString,
     pub qty: u32,
 }
 
@@ -85,7 +88,7 @@ impl LoginRequest {
         let name = match self.name {
             Some(n) if n.is_empty() || n.len() > MAX_NAME_LEN => return Err(InputError::Name),
             Some(n) => n,
-            None => DEFAULT_USER_NAME.to_owned(),
+            None => CompactString::const_new(DEFAULT_USER_NAME),
         };
         Ok(User {
             id: self.id.unwrap_or(DEFAULT_USER_ID),
@@ -117,6 +120,9 @@ impl Cart {
         if self.0.len() >= MAX_CART_ITEMS {
             return Err(InputError::CartFull);
         }
+        // Grow by exactly one: carts are small and long-lived, and the
+        // spare capacity of doubling would be paid by every stored session.
+        self.0.reserve_exact(1);
         self.0.push(item);
         Ok(())
     }

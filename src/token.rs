@@ -7,6 +7,7 @@
 //! (RFC 7515 §4.1.11: we understand no extension, so every listed one is
 //! unknown). Keys come from [`crate::keys`].
 
+use compact_str::CompactString;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,8 +24,8 @@ pub const DEFAULT_TTL_SECS: u64 = 15 * 60;
 /// The claims statebench puts in a token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    pub sub: String,
-    pub name: String,
+    pub sub: CompactString,
+    pub name: CompactString,
     pub iat: u64,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,7 +40,7 @@ impl Claims {
     /// Claims for a fresh login at `now` (seconds) living `ttl` seconds.
     pub fn for_login(user: &User, now: u64, ttl: u64) -> Self {
         Self {
-            sub: user.id.to_string(),
+            sub: compact_str::format_compact!("{}", user.id),
             name: user.name.clone(),
             iat: now,
             exp: now.saturating_add(ttl),

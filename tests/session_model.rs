@@ -160,9 +160,7 @@ async fn run<S: SessionStore>(store: S, steps: Vec<Transition>) -> Result<(), Te
             Transition::Tick(ms) => now += ms,
             Transition::Sweep => {
                 let before = model.live.len();
-                model
-                    .live
-                    .retain(|_, (_, seen)| !expired(*seen, now));
+                model.live.retain(|_, (_, seen)| !expired(*seen, now));
                 prop_assert_eq!(
                     store.sweep(now).await.unwrap(),
                     before - model.live.len(),

@@ -30,7 +30,11 @@ fn cart_strategy() -> impl Strategy<Value = Cart> {
     proptest::collection::vec(("[a-zA-Z0-9_-]{1,16}", 1u32..1000), 0..20).prop_map(|items| {
         let mut cart = Cart::default();
         for (sku, qty) in items {
-            cart.add(CartItem { sku, qty }).unwrap();
+            cart.add(CartItem {
+                sku: sku.into(),
+                qty,
+            })
+            .unwrap();
         }
         cart
     })
@@ -41,7 +45,7 @@ proptest! {
 
     #[test]
     fn sign_then_verify_round_trips(name in "\\PC{1,32}", id in any::<u64>(), cart in cart_strategy()) {
-        let user = User { id, name };
+        let user = User { id, name: name.into() };
         let mut claims = Claims::for_login(&user, now(), 900);
         claims.cart = cart;
         let token = HS256.sign(&claims).unwrap();
@@ -144,7 +148,7 @@ fn crit_header_is_rejected() {
 #[test]
 fn oversize_is_rejected_even_when_validly_signed() {
     let mut claims = Claims::for_login(&User::default(), now(), 900);
-    claims.name = "x".repeat(MAX_TOKEN_LEN);
+    claims.name = "x".repeat(MAX_TOKEN_LEN).into();
     let token = HS256.sign(&claims).unwrap();
     assert!(token.len() > MAX_TOKEN_LEN);
     assert_eq!(HS256.verify(&token), Err(TokenError::TooLarge));

@@ -1,0 +1,68 @@
+//! Pieces shared by the benchmark files: the store list and the output folder.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+/// Runs `$body` with `$store` bound to a fresh `MapStore` of the named kind.
+#[macro_export]
+macro_rules! with_store {
+    ($name:expr, $config:expr, |$store:ident| $body:expr) => {{
+        use statebench::session::MapStore;
+        use statebench::session::memory::{dashmap, moka, mutex, papaya, rwlock, scc};
+        match $name {
+            "dashmap" => {
+                let $store = MapStore::<dashmap::DashMapAdapter>::new($config);
+                $body
+            }
+            "mutex-foldhash" => {
+                let $store = MapStore::<mutex::MutexAdapter>::new($config);
+                $body
+            }
+            "rwlock-foldhash" => {
+                let $store = MapStore::<rwlock::RwLockFoldhash>::new($config);
+                $body
+            }
+            "rwlock-siphash" => {
+                let $store = MapStore::<rwlock::RwLockSiphash>::new($config);
+                $body
+            }
+            "scc" => {
+                let $store = MapStore::<scc::SccAdapter>::new($config);
+                $body
+            }
+            "papaya" => {
+                let $store = MapStore::<papaya::PapayaAdapter>::new($config);
+                $body
+            }
+            "moka" => {
+                let $store = MapStore::<moka::MokaAdapter>::new($config);
+                $body
+            }
+            other => panic!("unknown store {other}"),
+        }
+    }};
+}
+
+/// Every in-memory store, by report name.
+pub const STORES: [&str; 7] = [
+    "dashmap",
+    "mutex-foldhash",
+    "rwlock-foldhash",
+    "rwlock-siphash",
+    "scc",
+    "papaya",
+    "moka",
+];
+
+/// Where benchmark files other than criterion's write their figures.
+pub fn out_dir() -> PathBuf {
+    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("statebench");
+    std::fs::create_dir_all(&dir).expect("target dir is writable");
+    dir
+}
+
+/// `STATEBENCH_QUICK=1` shortens every benchmark for a first look.
+pub fn quick() -> bool {
+    std::env::var("STATEBENCH_QUICK").is_ok_and(|v| v == "1")
+}
