@@ -47,6 +47,17 @@ impl Entry {
     fn seen(&self) -> Millis {
         self.last_seen.load(Ordering::Relaxed)
     }
+
+    /// Marks the entry seen at `now`. A load and a plain store rather than
+    /// `fetch_max`: a locked read-modify-write is a full barrier on x86 and
+    /// would keep the CPU from overlapping independent lookups' cache
+    /// misses. Two racing refreshes may leave the older `now` (they differ
+    /// by the race's duration, far below any TTL).
+    fn refresh(&self, now: Millis) {
+        if now > self.seen() {
+            self.last_seen.store(now, Ordering::Relaxed);
+        }
+    }
 }
 
 impl Clone for Entry {
@@ -123,7 +134,7 @@ impl<M: MapAdapter> MapStore<M> {
             if self.expired(e, now) {
                 return None;
             }
-            e.last_seen.fetch_max(now, Ordering::Relaxed);
+            e.refresh(now);
             f.take().map(|f| f(&e.session))
         });
         match hit {
@@ -148,7 +159,7 @@ impl<M: MapAdapter> MapStore<M> {
             if self.expired(e, now) {
                 return None;
             }
-            e.last_seen.fetch_max(now, Ordering::Relaxed);
+            e.refresh(now);
             f.take().map(|f| f(&mut e.session))
         });
         match hit {

@@ -1,0 +1,360 @@
+//! Session-store operations at pinned sizes, every in-memory store beside
+//! the plain-`HashMap` floor, plus mixed workloads at 1 and 2 threads and
+//! (with `REDIS_URL`) Redis as the floor for a shared store.
+//!
+//! Ids: `session_map/<op>/<store>/<size>` and
+//! `session_map/mixed-<mix>/<store>/threads-<n>`.
+
+mod support;
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use statebench::session::{MapStore, SessionId, SessionStore, StoreConfig};
+use statebench::workload::{MIXES, Mix, Op, SIZES, THREADS, realistic_session};
+use support::Rng;
+
+const NOW: u64 = 1_700_000_000_000;
+const TTL: u64 = 3_600_000;
+
+fn config() -> StoreConfig {
+    StoreConfig {
+        idle_ttl_ms: TTL,
+        max_sessions: usize::MAX,
+    }
+}
+
+fn sizes() -> Vec<usize> {
+    if support::quick() {
+        SIZES[..2].to_vec()
+    } else {
+        SIZES.to_vec()
+    }
+}
+
+/// Prefills `store` with `n` sessions; returns their ids in random order.
+fn prefill<M: statebench::session::memory::MapAdapter>(
+    store: &MapStore<M>,
+    n: usize,
+) -> Vec<SessionId> {
+    let mut ids: Vec<SessionId> = (0..n)
+        .map(|i| {
+            let id = SessionId::random();
+            assert!(store.insert_with_id(id, realistic_session(i as u64, NOW), NOW));
+            id
+        })
+        .collect();
+    let mut rng = Rng::new(7);
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    ids
+}
+
+/// Runs `op` for a batch of up to 1024 operations at a time, timing only
+/// `op`; `undo` (untimed) restores the store's size after each batch.
+fn batched(iters: u64, mut op: impl FnMut(usize), mut undo: impl FnMut(usize)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters as usize;
+    while left > 0 {
+        let k = left.min(1024);
+        let t = Instant::now();
+        for i in 0..k {
+            op(i);
+        }
+        total += t.elapsed();
+        for i in 0..k {
+            undo(i);
+        }
+        left -= k;
+    }
+    total
+}
+
+fn store_ops<M: statebench::session::memory::MapAdapter>(c: &mut Criterion, name: &str) {
+    for &n in &sizes() {
+        let store = MapStore::<M>::new(config());
+        let ids = prefill(&store, n);
+        let id = |op: &str| BenchmarkId::new(format!("{op}/{name}"), n);
+
+        // Checked once before timing: a hit returns the stored user.
+        assert_eq!(store.get_now(ids[0], NOW, |s| s.user.id), Some(1));
+        let mut g = c.benchmark_group("session_map");
+        g.throughput(Throughput::Elements(1));
+        let mut i = 0;
+        g.bench_function(id("get_hit"), |b| {
+            b.iter(|| {
+                i = (i + 1) % ids.len();
+                black_box(store.get_now(ids[i], NOW, |s| s.user.id))
+            })
+        });
+        let misses: Vec<SessionId> = (0..4096).map(|_| SessionId::random()).collect();
+        assert_eq!(store.get_now(misses[0], NOW, |s| s.user.id), None);
+        g.bench_function(id("get_miss"), |b| {
+            b.iter(|| {
+                i = (i + 1) % misses.len();
+                black_box(store.get_now(misses[i], NOW, |s| s.user.id))
+            })
+        });
+        g.bench_function(id("touch"), |b| {
+            b.iter(|| {
+                i = (i + 1) % ids.len();
+                black_box(store.get_now(ids[i], NOW + 1, |_| ()))
+            })
+        });
+        let fresh: Vec<SessionId> = (0..1024).map(|_| SessionId::random()).collect();
+        let values: Vec<_> = (0..1024).map(|k| realistic_session(k, NOW)).collect();
+        g.bench_function(id("insert"), |b| {
+            b.iter_custom(|iters| {
+                batched(
+                    iters,
+                    |k| {
+                        black_box(store.insert_with_id(fresh[k], values[k].clone(), NOW));
+                    },
+                    |k| store.remove_now(fresh[k]),
+                )
+            })
+        });
+        g.bench_function(id("remove"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut left = iters as usize;
+                while left > 0 {
+                    let k = left.min(1024);
+                    for j in 0..k {
+                        store.insert_with_id(fresh[j], values[j].clone(), NOW);
+                    }
+                    let t = Instant::now();
+                    for f in &fresh[..k] {
+                        store.remove_now(*f);
+                    }
+                    total += t.elapsed();
+                    left -= k;
+                }
+                total
+            })
+        });
+        assert_eq!(store.len_now(), n, "benchmarks left the size unchanged");
+        g.finish();
+
+        // Sweep: 1% of sessions idle past the TTL, the rest live.
+        let mut g = c.benchmark_group("session_map");
+        g.sample_size(10).throughput(Throughput::Elements(n as u64));
+        let stale: Vec<SessionId> = (0..n / 100).map(|_| SessionId::random()).collect();
+        g.bench_function(id("sweep"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    for (k, s) in stale.iter().enumerate() {
+                        store.insert_with_id(*s, values[k % 1024].clone(), NOW - 2 * TTL);
+                    }
+                    let t = Instant::now();
+                    let removed = store.sweep_now(NOW);
+                    total += t.elapsed();
+                    assert_eq!(removed, stale.len());
+                }
+                total
+            })
+        });
+        g.finish();
+    }
+}
+
+/// The floor: a plain single-threaded `HashMap` with foldhash, same keys
+/// and values, no locking, no expiry.
+fn floor(c: &mut Criterion) {
+    for &n in &sizes() {
+        let mut map: HashMap<SessionId, statebench::session::Session, foldhash::fast::RandomState> =
+            HashMap::default();
+        let mut ids: Vec<SessionId> = (0..n)
+            .map(|i| {
+                let id = SessionId::random();
+                map.insert(id, realistic_session(i as u64, NOW));
+                id
+            })
+            .collect();
+        let mut rng = Rng::new(7);
+        for i in (1..ids.len()).rev() {
+            ids.swap(i, rng.below(i + 1));
+        }
+        let mut g = c.benchmark_group("session_map");
+        g.throughput(Throughput::Elements(1));
+        let mut i = 0;
+        assert_eq!(map.get(&ids[0]).map(|s| s.user.id), Some(1));
+        g.bench_function(BenchmarkId::new("get_hit/hashmap-floor", n), |b| {
+            b.iter(|| {
+                i = (i + 1) % ids.len();
+                black_box(map.get(&ids[i]).map(|s| s.user.id))
+            })
+        });
+        g.finish();
+    }
+}
+
+fn mixed_store<M: statebench::session::memory::MapAdapter>(
+    c: &mut Criterion,
+    name: &str,
+    mix: Mix,
+) {
+    const N: usize = 100_000;
+    let store = MapStore::<M>::new(config());
+    let ids = prefill(&store, N);
+    let mut g = c.benchmark_group(format!("session_map/mixed-{}", mix.name));
+    g.throughput(Throughput::Elements(1));
+    for &threads in &THREADS {
+        g.bench_function(BenchmarkId::new(name, format!("threads-{threads}")), |b| {
+            b.iter_custom(|iters| {
+                let per = (iters as usize).div_ceil(threads);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for t in 0..threads {
+                        let (store, ids) = (&store, &ids);
+                        s.spawn(move || run_mix(store, ids, mix, t as u64, per));
+                    }
+                });
+                start.elapsed()
+            })
+        });
+    }
+    g.finish();
+}
+
+/// One thread's share of a mixed workload: reads and updates pick from the
+/// prefilled ids; logins add, and logouts remove, this thread's own ids.
+fn run_mix<M: statebench::session::memory::MapAdapter>(
+    store: &MapStore<M>,
+    ids: &[SessionId],
+    mix: Mix,
+    seed: u64,
+    ops: usize,
+) {
+    let mut rng = Rng::new(seed + 1);
+    let mut own: Vec<SessionId> = Vec::new();
+    let item = statebench::model::CartItem {
+        sku: "sku-00001".into(),
+        qty: 1,
+    };
+    for _ in 0..ops {
+        match mix.op((rng.next() % 100) as u8) {
+            Op::Get => {
+                black_box(store.get_now(ids[rng.below(ids.len())], NOW, |s| s.user.id));
+            }
+            Op::Update => {
+                black_box(store.update_now(ids[rng.below(ids.len())], NOW, |s| {
+                    // Change a line without growing the cart.
+                    let qty = &mut s.cart.0[0].qty;
+                    *qty = (*qty % 9) + 1;
+                    let _ = &item;
+                }));
+            }
+            Op::Login => {
+                if let Ok(id) = store.create_now(realistic_session(seed, NOW), NOW) {
+                    own.push(id);
+                }
+            }
+            Op::Logout => {
+                if !own.is_empty() {
+                    let id = own.swap_remove(rng.below(own.len()));
+                    store.remove_now(id);
+                }
+            }
+        }
+    }
+    for id in own {
+        store.remove_now(id);
+    }
+}
+
+/// Redis, the shared-store floor: one network round trip per operation.
+fn redis(c: &mut Criterion) {
+    let Ok(url) = std::env::var("REDIS_URL") else {
+        eprintln!("session_map/*/redis skipped: REDIS_URL is not set");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let prefix = format!("sbbench:{:x}", rand::random::<u32>());
+    let store = rt.block_on(async {
+        statebench::session::RedisStore::open(&url, &prefix, config()).unwrap()
+    });
+    let n = 1_000;
+    let ids: Vec<SessionId> = (0..n)
+        .map(|i| {
+            rt.block_on(store.create(realistic_session(i, NOW), NOW))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        rt.block_on(store.get(ids[0], NOW, |s| s.user.id)).unwrap(),
+        Some(1)
+    );
+    let mut g = c.benchmark_group("session_map");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0;
+    g.bench_function(BenchmarkId::new("get_hit/redis", n), |b| {
+        b.iter(|| {
+            i = (i + 1) % ids.len();
+            black_box(rt.block_on(store.get(ids[i], NOW, |s| s.user.id)).unwrap())
+        })
+    });
+    g.bench_function(BenchmarkId::new("get_miss/redis", n), |b| {
+        b.iter(|| {
+            black_box(
+                rt.block_on(store.get(SessionId(i as u128), NOW, |s| s.user.id))
+                    .unwrap(),
+            )
+        })
+    });
+    g.bench_function(BenchmarkId::new("touch/redis", n), |b| {
+        b.iter(|| {
+            i = (i + 1) % ids.len();
+            black_box(rt.block_on(store.touch(ids[i], NOW + 1)).unwrap())
+        })
+    });
+    g.bench_function(BenchmarkId::new("insert+remove/redis", n), |b| {
+        b.iter(|| {
+            let id = rt
+                .block_on(store.create(realistic_session(1, NOW), NOW))
+                .unwrap();
+            rt.block_on(store.remove(id)).unwrap();
+        })
+    });
+    g.finish();
+    rt.block_on(async {
+        for id in ids {
+            store.remove(id).await.unwrap();
+        }
+    });
+}
+
+fn all(c: &mut Criterion) {
+    use statebench::session::memory::{dashmap, moka, mutex, papaya, rwlock, scc};
+    floor(c);
+    store_ops::<dashmap::DashMapAdapter>(c, "dashmap");
+    store_ops::<mutex::MutexAdapter>(c, "mutex-foldhash");
+    store_ops::<rwlock::RwLockFoldhash>(c, "rwlock-foldhash");
+    store_ops::<rwlock::RwLockSiphash>(c, "rwlock-siphash");
+    store_ops::<scc::SccAdapter>(c, "scc");
+    store_ops::<papaya::PapayaAdapter>(c, "papaya");
+    store_ops::<moka::MokaAdapter>(c, "moka");
+    for mix in MIXES {
+        mixed_store::<dashmap::DashMapAdapter>(c, "dashmap", mix);
+        mixed_store::<mutex::MutexAdapter>(c, "mutex-foldhash", mix);
+        mixed_store::<rwlock::RwLockFoldhash>(c, "rwlock-foldhash", mix);
+        mixed_store::<rwlock::RwLockSiphash>(c, "rwlock-siphash", mix);
+        mixed_store::<scc::SccAdapter>(c, "scc", mix);
+        mixed_store::<papaya::PapayaAdapter>(c, "papaya", mix);
+        mixed_store::<moka::MokaAdapter>(c, "moka", mix);
+    }
+    redis(c);
+}
+
+fn main() {
+    let mut c = support::criterion();
+    all(&mut c);
+    c.final_summary();
+}
