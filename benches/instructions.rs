@@ -1,0 +1,171 @@
+//! Instruction counts (gungraun + Valgrind Callgrind): the deterministic twin
+//! of the criterion benchmarks. Counts do not drift with machine load, so CI
+//! can gate on them. Run with `cargo bench --bench instructions` (needs
+//! `valgrind` and `gungraun-runner` 0.20 on PATH).
+//!
+//! Each benchmark repeats its operation so that per-run noise from random
+//! hash seeds and ids averages out: 1,000 verifies, 1,000 lookups, 100
+//! requests. Setup (building keys, maps, routers) is not counted.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use gungraun::{library_benchmark, library_benchmark_group, main};
+use statebench::clock::{Clock, SystemClock};
+use statebench::keys::{KeyPair, TokenAlg};
+use statebench::metrics::Metrics;
+use statebench::model::User;
+use statebench::server::{stateful, stateless};
+use statebench::session::{MemoryStore, SessionId, StoreConfig};
+use statebench::token::{Claims, TokenService};
+use statebench::workload::realistic_session;
+use tower::ServiceExt;
+
+const SECRET: &[u8] = b"benchmark-secret-benchmark-secret-0123456789";
+const NOW: u64 = 1_700_000_000_000;
+
+fn tokens() -> Arc<TokenService> {
+    Arc::new(TokenService::new(
+        KeyPair::from_secret(TokenAlg::HS256, SECRET).unwrap(),
+        3600,
+        0,
+    ))
+}
+
+fn verify_setup() -> &'static (Arc<TokenService>, String) {
+    let svc = tokens();
+    let token = svc
+        .sign(&Claims::for_login(
+            &User::default(),
+            SystemClock.now_secs(),
+            3600,
+        ))
+        .unwrap();
+    assert!(svc.verify(&token).is_ok());
+    Box::leak(Box::new((svc, token)))
+}
+
+#[library_benchmark]
+#[bench::hs256_cart_0_x1000(verify_setup())]
+fn token_verify(input: &'static (Arc<TokenService>, String)) {
+    for _ in 0..1000 {
+        black_box(input.0.verify(black_box(&input.1)).unwrap());
+    }
+}
+
+fn store_setup(n: usize) -> &'static (MemoryStore, Vec<SessionId>) {
+    let store = MemoryStore::new(StoreConfig {
+        idle_ttl_ms: 3_600_000,
+        max_sessions: usize::MAX,
+    });
+    let ids: Vec<SessionId> = (0..n)
+        .map(|i| {
+            store
+                .create_now(realistic_session(i as u64, NOW), NOW)
+                .unwrap()
+        })
+        .collect();
+    Box::leak(Box::new((store, ids)))
+}
+
+#[library_benchmark]
+#[bench::dashmap_100000_x1000(store_setup(100_000))]
+fn session_get_hit(input: &'static (MemoryStore, Vec<SessionId>)) {
+    let (store, ids) = input;
+    for id in ids.iter().step_by(100) {
+        black_box(store.get_now(*id, NOW, |s| s.user.id).unwrap());
+    }
+}
+
+struct Handler {
+    rt: tokio::runtime::Runtime,
+    app: Router,
+    cred: (header::HeaderName, String),
+}
+
+fn profile(h: &Handler) {
+    let req = Request::get("/profile")
+        .header(h.cred.0.clone(), h.cred.1.as_str())
+        .body(Body::empty())
+        .unwrap();
+    let res = h.rt.block_on(h.app.clone().oneshot(req)).unwrap();
+    assert_eq!(res.status(), 200);
+    black_box(
+        h.rt.block_on(axum::body::to_bytes(res.into_body(), 1024))
+            .unwrap(),
+    );
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn stateless_setup() -> &'static Handler {
+    let tokens = tokens();
+    let token = tokens
+        .sign(&Claims::for_login(
+            &User::default(),
+            SystemClock.now_secs(),
+            3600,
+        ))
+        .unwrap();
+    let state = stateless::StatelessState {
+        tokens,
+        clock: Arc::new(SystemClock),
+        denylist: None,
+        metrics: Metrics::new(),
+    };
+    let h = Handler {
+        rt: runtime(),
+        app: stateless::app(state, Duration::from_secs(30)),
+        cred: (header::AUTHORIZATION, token),
+    };
+    profile(&h); // warm: first-use allocations are not part of the steady state
+    Box::leak(Box::new(h))
+}
+
+fn stateful_setup() -> &'static Handler {
+    let store = Arc::new(MemoryStore::new(StoreConfig::default()));
+    let id = store
+        .create_now(
+            realistic_session(1, SystemClock.now_ms()),
+            SystemClock.now_ms(),
+        )
+        .unwrap();
+    let state = stateful::StatefulState {
+        store,
+        clock: Arc::new(SystemClock),
+        metrics: Metrics::new(),
+        cookie_secure: false,
+    };
+    let h = Handler {
+        rt: runtime(),
+        app: stateful::app(state, Duration::from_secs(30)),
+        cred: (header::COOKIE, format!("sid={id}")),
+    };
+    profile(&h);
+    Box::leak(Box::new(h))
+}
+
+#[library_benchmark]
+#[bench::stateless_x100(stateless_setup())]
+#[bench::stateful_memory_x100(stateful_setup())]
+fn profile_handler(h: &'static Handler) {
+    for _ in 0..100 {
+        profile(h);
+    }
+}
+
+library_benchmark_group!(
+    name = instructions;
+    benchmarks = token_verify, session_get_hit, profile_handler
+);
+
+main!(library_benchmark_groups = instructions);
