@@ -34,6 +34,25 @@ pub struct Cli {
 pub enum Command {
     /// Serve one reference server until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// Run the micro-benchmarks (`cargo bench`) and write results/micro/.
+    Micro(MicroArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MicroArgs {
+    /// A first look: 2 of the 3 session-map sizes and short measurements
+    /// (about 5 minutes instead of about 15).
+    #[arg(long)]
+    pub quick: bool,
+    /// Do not run benchmarks; rebuild the report from the last run's files.
+    #[arg(long)]
+    pub report_only: bool,
+    /// Where to write the report.
+    #[arg(long, default_value = "results/micro")]
+    pub out: PathBuf,
+    /// Skip the instruction-count benchmarks even if valgrind is installed.
+    #[arg(long)]
+    pub no_instructions: bool,
 }
 
 /// Which reference server to run.
@@ -161,6 +180,7 @@ pub fn main(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Micro(args) => micro(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -169,6 +189,93 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `statebench micro`: runs the benchmarks with cargo, then the report.
+pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
+    let root = std::env::current_dir()?;
+    if !root.join("benches/session_map.rs").exists() {
+        anyhow::bail!(
+            "run `statebench micro` from the statebench checkout (benches/ not found here)"
+        );
+    }
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let started = std::time::SystemTime::now();
+    if !args.report_only {
+        let mut cmd = std::process::Command::new("cargo");
+        cmd.args([
+            "bench",
+            "--bench",
+            "token",
+            "--bench",
+            "session_map",
+            "--bench",
+            "request",
+            "--bench",
+            "session_memory",
+        ]);
+        if args.quick {
+            cmd.env("STATEBENCH_QUICK", "1");
+        }
+        eprintln!(
+            "running: cargo bench (token, session_map, request, session_memory){}",
+            if args.quick { " in quick mode" } else { "" }
+        );
+        let status = cmd
+            .status()
+            .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
+        anyhow::ensure!(status.success(), "cargo bench failed ({status})");
+        if args.no_instructions {
+            eprintln!("instruction counts skipped (--no-instructions)");
+        } else if let Some(missing) = missing_tool(&["valgrind", "gungraun-runner"]) {
+            eprintln!("instruction counts skipped: {missing} is not installed (see README)");
+        } else {
+            let status = std::process::Command::new("cargo")
+                .args([
+                    "bench",
+                    "--bench",
+                    "instructions",
+                    "--",
+                    "--save-summary=json",
+                ])
+                .status()?;
+            anyhow::ensure!(
+                status.success(),
+                "instruction-count benchmarks failed ({status})"
+            );
+        }
+    }
+    let since = (!args.report_only).then_some(started);
+    let data = crate::report::micro::MicroData::load(&target, since)?;
+    anyhow::ensure!(
+        !data.figures.is_empty(),
+        "no criterion results under {}",
+        target.display()
+    );
+    let env = crate::report::env::Environment::capture(&root);
+    let findings = crate::report::micro::write(&data, &env, &args.out)?;
+    println!(
+        "wrote {} ({} figures)",
+        args.out.display(),
+        data.figures.len()
+    );
+    for f in findings {
+        println!("- {f}");
+    }
+    Ok(())
+}
+
+/// The first of `tools` that cannot be run, if any.
+fn missing_tool(tools: &[&'static str]) -> Option<&'static str> {
+    tools.iter().copied().find(|t| {
+        std::process::Command::new(t)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_err()
+    })
 }
 
 fn secs(s: u64) -> Duration {

@@ -12,6 +12,7 @@
 //! - [`model`]: users and carts, validated once for both designs;
 //! - [`clock`]: injected time, so tests model expiry instead of sleeping;
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
+//! - [`report`]: results files (environment, tables, SVG charts) from raw measurements;
 //! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
@@ -24,6 +25,7 @@ pub mod clock;
 pub mod keys;
 pub mod metrics;
 pub mod model;
+pub mod report;
 pub mod revocation;
 pub mod server;
 pub mod session;
