@@ -79,6 +79,8 @@ pub fn line_chart(path: &Path, chart: &LineChart<'_>, series: &[Series]) -> Draw
             ctx.configure_mesh()
                 .x_desc(chart.x_label)
                 .y_desc(chart.y_label)
+                .x_label_formatter(&|v| number(*v))
+                .y_label_formatter(&|v| number(*v))
                 .label_style(("sans-serif", 13))
                 .draw()?;
             for (i, s) in series.iter().enumerate() {
@@ -117,6 +119,17 @@ pub fn line_chart(path: &Path, chart: &LineChart<'_>, series: &[Series]) -> Draw
     Ok(())
 }
 
+/// An axis label: whole numbers without decimals, others with two digits.
+fn number(v: f64) -> String {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// Draws labelled horizontal bars into an SVG file.
 pub fn bar_chart(
     path: &Path,
@@ -144,9 +157,10 @@ pub fn bar_chart(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(230)
-        .build_cartesian_2d(0.0..max, (0..n).into_segmented())?;
+        .build_cartesian_2d(0.0..max, (0..n - 1).into_segmented())?;
     ctx.configure_mesh()
         .x_desc(x_label)
+        .x_label_formatter(&|v| number(*v))
         .y_labels(n)
         .y_label_formatter(&|v| match v {
             SegmentValue::CenterOf(i) => bars
