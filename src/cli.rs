@@ -31,11 +31,62 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum Command {
     /// Serve one reference server until SIGINT/SIGTERM.
     Serve(ServeArgs),
     /// Run the micro-benchmarks (`cargo bench`) and write results/micro/.
     Micro(MicroArgs),
+    /// Run one load scenario (goose) against a server and print its results.
+    Load(LoadArgs),
+    /// Merge saved load results (from several load machines) exactly.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The kind of simulated user.
+    #[arg(long, value_enum)]
+    pub scenario: crate::loadtests::ScenarioKind,
+    /// Base URL of a server on the statebench contract (any implementation).
+    /// Without it, a server is started in this process on a free loopback port.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Which server to start when no --target is given (default: stateful for
+    /// the stateful scenario, stateless otherwise).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
+    /// Concurrent users (closed loop, no think time).
+    #[arg(long, default_value_t = 4)]
+    pub users: usize,
+    /// Users started per second; metrics are reset once all are running.
+    #[arg(long, default_value_t = 100.0)]
+    pub increase_rate: f64,
+    /// Seconds to measure (the run stops by itself).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub run_time: u64,
+    /// Cap on requests per second across all users (fixed-rate runs).
+    #[arg(long, value_name = "RPS")]
+    pub throttle: Option<usize>,
+    /// Coordinated-omission mitigation: average, minimum or maximum.
+    #[arg(long, value_name = "KIND")]
+    pub co_mitigation: Option<String>,
+    /// Items per cart in the cart scenario.
+    #[arg(long, default_value_t = 10)]
+    pub cart_items: usize,
+    /// Write the raw results (histograms included) to this JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Result files written by `statebench load --save`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the merged result to this JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -181,6 +232,8 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Micro(args) => micro(args),
+        Command::Load(args) => runtime.block_on(load(args)),
+        Command::Merge(args) => merge(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -189,6 +242,124 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `statebench load`: one goose run, against --target or an in-process server.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    use crate::loadtests::{LoadConfig, ScenarioKind};
+    anyhow::ensure!(args.users > 0, "--users must be at least 1");
+    anyhow::ensure!(args.run_time > 0, "--run-time must be at least 1 second");
+    let mut local = None;
+    let target = match &args.target {
+        Some(t) => {
+            anyhow::ensure!(
+                t.starts_with("http://") || t.starts_with("https://"),
+                "--target must be an http:// URL, not {t:?}"
+            );
+            t.trim_end_matches('/').to_owned()
+        }
+        None => {
+            let arch = args
+                .arch
+                .unwrap_or(if args.scenario == ScenarioKind::Stateful {
+                    Arch::Stateful
+                } else {
+                    Arch::Stateless
+                });
+            let (url, stop) = start_local(arch).await?;
+            eprintln!("started an in-process {} server at {url}", arch_name(arch));
+            local = Some(stop);
+            url
+        }
+    };
+    let config = LoadConfig {
+        users: args.users,
+        increase_rate: args.increase_rate,
+        run_time: secs(args.run_time),
+        throttle: args.throttle,
+        co_mitigation: args.co_mitigation.clone(),
+        cart_items: args.cart_items,
+        ..LoadConfig::new(target, args.scenario)
+    };
+    eprintln!(
+        "running {} with {} users for {} s…",
+        args.scenario.name(),
+        args.users,
+        args.run_time
+    );
+    let result = crate::loadtests::run(&config).await?;
+    drop(local);
+    print!("{}", result.table());
+    if let Some(path) = &args.save {
+        std::fs::write(path, serde_json::to_vec_pretty(&result)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        eprintln!("saved {}", path.display());
+    }
+    Ok(())
+}
+
+/// Starts a server with default settings on a free loopback port; it stops
+/// when the returned sender is dropped.
+async fn start_local(arch: Arch) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+    let metrics = Metrics::new();
+    let clock: SharedClock = Arc::new(SystemClock);
+    let timeout = ServeOptions::default().request_timeout;
+    let app = match arch {
+        Arch::Stateless => stateless::app(
+            StatelessState {
+                tokens: Arc::new(TokenService::new(
+                    KeyPair::generate(TokenAlg::HS256)?,
+                    crate::token::DEFAULT_TTL_SECS,
+                    0,
+                )),
+                clock,
+                denylist: None,
+                metrics,
+            },
+            timeout,
+        ),
+        Arch::Stateful => stateful::app(
+            StatefulState {
+                store: Arc::new(MemoryStore::new(StoreConfig::default())),
+                clock,
+                metrics,
+                cookie_secure: false,
+            },
+            timeout,
+        ),
+        Arch::Ws => anyhow::bail!("the HTTP scenarios need --arch stateless or stateful"),
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(crate::server::run(
+        listener,
+        app,
+        Lifecycle::default(),
+        ServeOptions::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((url, stop))
+}
+
+/// `statebench merge`: adds saved results together (histograms exactly).
+pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let mut merged = crate::loadtests::LoadResult::default();
+    for f in &args.files {
+        let bytes =
+            std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        let one: crate::loadtests::LoadResult = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a statebench load result: {e}", f.display()))?;
+        merged.merge(&one);
+    }
+    print!("{}", merged.table());
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_vec_pretty(&merged)?)?;
+        eprintln!("saved {}", path.display());
+    }
+    Ok(())
 }
 
 /// `statebench micro`: runs the benchmarks with cargo, then the report.

@@ -14,15 +14,18 @@
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
 //! - [`report`]: results files (environment, tables, SVG charts) from raw measurements;
 //! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
+//! - [`loadtests`] (in `loadtests/`): goose load scenarios, one module per kind of user;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over
-//! loopback sockets; `benches/` hold the micro-benchmarks; `loadtests/` the
-//! load scenarios; `results/` what they produced.
+//! loopback sockets; `benches/` hold the micro-benchmarks; `results/` what
+//! the benchmarks and load runs produced.
 
 pub mod cli;
 pub mod clock;
 pub mod keys;
+#[path = "../loadtests/mod.rs"]
+pub mod loadtests;
 pub mod metrics;
 pub mod model;
 pub mod report;

@@ -93,6 +93,59 @@ fn help_documents_every_flag() {
 }
 
 #[test]
+fn every_subcommand_documents_its_flags() {
+    for (cmd, flags) in [
+        (
+            "load",
+            &[
+                "--scenario",
+                "--target",
+                "--arch",
+                "--users",
+                "--increase-rate",
+                "--run-time",
+                "--throttle",
+                "--co-mitigation",
+                "--cart-items",
+                "--save",
+            ][..],
+        ),
+        ("merge", &["--out"][..]),
+        (
+            "micro",
+            &["--quick", "--report-only", "--out", "--no-instructions"][..],
+        ),
+    ] {
+        let out = bin().args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{cmd} --help");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for flag in flags {
+            assert!(help.contains(flag), "{flag} missing from {cmd} --help");
+        }
+    }
+}
+
+#[test]
+fn merge_refuses_a_file_that_is_not_a_result() {
+    let path = std::env::temp_dir().join(format!(
+        "statebench-not-a-result-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, "{\"hello\": 1}").unwrap();
+    let out = bin()
+        .args(["merge", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("error: ") && err.contains("is not a statebench load result"),
+        "{err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
 fn short_secret_is_refused_with_one_line() {
     let out = bin()
         .args(["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"])

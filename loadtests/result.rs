@@ -1,0 +1,212 @@
+//! What a load run measured, per named request, in a form that can be saved,
+//! loaded and merged exactly.
+//!
+//! Latency is kept as goose's microsecond histogram (bucket → count), so
+//! merging runs from several load machines adds bucket counts: the merged
+//! percentiles are exactly those of one run holding the union of samples.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One named request's results.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestStats {
+    pub successes: u64,
+    pub failures: u64,
+    pub status_codes: BTreeMap<u16, u64>,
+    /// Response time buckets in microseconds (bucket's time → count).
+    pub histogram_us: BTreeMap<u64, u64>,
+    pub min_us: u64,
+    pub max_us: u64,
+    pub total_us: u64,
+}
+
+impl RequestStats {
+    pub fn count(&self) -> u64 {
+        self.histogram_us.values().sum()
+    }
+
+    /// The `q`-quantile (0..=1) in microseconds, from the histogram.
+    pub fn quantile_us(&self, q: f64) -> Option<u64> {
+        let n = self.count();
+        if n == 0 {
+            return None;
+        }
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        let mut seen = 0;
+        for (&t, &c) in &self.histogram_us {
+            seen += c;
+            if seen >= rank {
+                return Some(t);
+            }
+        }
+        self.histogram_us.keys().next_back().copied()
+    }
+
+    pub fn merge(&mut self, other: &RequestStats) {
+        let empty = self.count() == 0;
+        self.successes += other.successes;
+        self.failures += other.failures;
+        for (code, n) in &other.status_codes {
+            *self.status_codes.entry(*code).or_default() += n;
+        }
+        for (t, n) in &other.histogram_us {
+            *self.histogram_us.entry(*t).or_default() += n;
+        }
+        self.min_us = if empty {
+            other.min_us
+        } else {
+            self.min_us.min(other.min_us)
+        };
+        self.max_us = self.max_us.max(other.max_us);
+        self.total_us += other.total_us;
+    }
+}
+
+/// A whole load run (or several merged).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoadResult {
+    pub scenario: String,
+    pub target: String,
+    pub users: usize,
+    /// Measured seconds (after ramp-up); merged runs keep the longest.
+    pub duration_secs: f64,
+    /// Keyed by `METHOD name`, e.g. `GET profile`.
+    pub requests: BTreeMap<String, RequestStats>,
+    /// How many runs were merged into this one.
+    pub runs: usize,
+}
+
+impl LoadResult {
+    pub fn from_goose(config: &super::LoadConfig, metrics: &goose::metrics::GooseMetrics) -> Self {
+        let mut requests = BTreeMap::new();
+        for (key, agg) in &metrics.requests {
+            let raw = &agg.raw_data;
+            let stats = RequestStats {
+                successes: agg.success_count as u64,
+                failures: agg.fail_count as u64,
+                status_codes: agg
+                    .status_code_counts
+                    .iter()
+                    .map(|(c, n)| (*c, *n as u64))
+                    .collect(),
+                histogram_us: raw.times_us.iter().map(|(t, n)| (*t, *n as u64)).collect(),
+                min_us: raw.minimum_time_us,
+                max_us: raw.maximum_time_us,
+                total_us: raw.total_time_us,
+            };
+            requests.insert(key.clone(), stats);
+        }
+        Self {
+            scenario: config.scenario.name().to_owned(),
+            target: config.target.clone(),
+            users: config.users,
+            duration_secs: metrics.duration as f64,
+            requests,
+            runs: 1,
+        }
+    }
+
+    /// Adds another run's samples (e.g. from a second load machine).
+    pub fn merge(&mut self, other: &LoadResult) {
+        if self.runs == 0 {
+            self.scenario.clone_from(&other.scenario);
+            self.target.clone_from(&other.target);
+        }
+        self.users += other.users;
+        self.duration_secs = self.duration_secs.max(other.duration_secs);
+        for (k, v) in &other.requests {
+            self.requests.entry(k.clone()).or_default().merge(v);
+        }
+        self.runs += other.runs;
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().map(RequestStats::count).sum()
+    }
+
+    pub fn total_failures(&self) -> u64 {
+        self.requests.values().map(|r| r.failures).sum()
+    }
+
+    /// A plain-text table: requests, failures, rate and percentiles.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{} against {} — {} users, {:.0} s, {} runs\n{:<18} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}\n",
+            self.scenario,
+            self.target,
+            self.users,
+            self.duration_secs,
+            self.runs,
+            "request",
+            "count",
+            "fail",
+            "req/s",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "p99.9 µs",
+            "max µs"
+        );
+        for (name, r) in &self.requests {
+            let q = |x| r.quantile_us(x).map_or("-".into(), |v| v.to_string());
+            out.push_str(&format!(
+                "{:<18} {:>9} {:>7} {:>9.0} {:>8} {:>8} {:>8} {:>9} {:>9}\n",
+                name,
+                r.count(),
+                r.failures,
+                r.count() as f64 / self.duration_secs.max(1.0),
+                q(0.5),
+                q(0.9),
+                q(0.99),
+                q(0.999),
+                r.max_us
+            ));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(samples: &[u64]) -> RequestStats {
+        let mut r = RequestStats {
+            min_us: u64::MAX,
+            ..Default::default()
+        };
+        for &s in samples {
+            *r.histogram_us.entry(s).or_default() += 1;
+            r.successes += 1;
+            r.min_us = r.min_us.min(s);
+            r.max_us = r.max_us.max(s);
+            r.total_us += s;
+        }
+        r
+    }
+
+    #[test]
+    fn merge_equals_one_run_with_the_union_of_samples() {
+        let a: Vec<u64> = (0..1000).map(|i| 50 + (i * 7919) % 900).collect();
+        let b: Vec<u64> = (0..700).map(|i| 20 + (i * 104_729) % 5000).collect();
+        let mut merged = stats(&a);
+        merged.merge(&stats(&b));
+        let union: Vec<u64> = a.iter().chain(&b).copied().collect();
+        let whole = stats(&union);
+        assert_eq!(merged, whole);
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(merged.quantile_us(q), whole.quantile_us(q));
+        }
+    }
+
+    #[test]
+    fn quantiles_follow_the_nearest_rank() {
+        let r = stats(&[10, 20, 30, 40]);
+        assert_eq!(r.quantile_us(0.5), Some(20));
+        assert_eq!(r.quantile_us(0.75), Some(30));
+        assert_eq!(r.quantile_us(1.0), Some(40));
+        assert_eq!(RequestStats::default().quantile_us(0.5), None);
+    }
+}

@@ -1,0 +1,87 @@
+//! Every load scenario runs briefly against real servers on loopback ports
+//! with zero errors, on both architectures where it applies.
+
+mod common;
+
+use std::time::Duration;
+
+use statebench::loadtests::{LoadConfig, ScenarioKind, run};
+use statebench::server::Lifecycle;
+
+async fn check(app: axum::Router, scenario: ScenarioKind, expect: &[&str]) {
+    let server = common::serve(app, Lifecycle::default()).await;
+    let config = LoadConfig {
+        users: 2,
+        run_time: Duration::from_secs(2),
+        cart_items: 3,
+        ..LoadConfig::new(server.url(""), scenario)
+    };
+    let result = run(&config).await.expect("load run");
+    assert_eq!(result.total_failures(), 0, "{}", result.table());
+    for name in expect {
+        let r = result
+            .requests
+            .get(*name)
+            .unwrap_or_else(|| panic!("no {name} in {}", result.table()));
+        assert!(r.count() > 0, "{name}: no samples");
+        assert!(
+            r.status_codes.keys().all(|c| (200..300).contains(c)),
+            "{name}: {:?}",
+            r.status_codes
+        );
+        assert!(r.quantile_us(0.5).is_some());
+    }
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_scenario_runs_clean() {
+    check(
+        common::stateless_app(false),
+        ScenarioKind::Stateless,
+        &["GET profile"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_scenario_runs_clean() {
+    check(
+        common::stateful_app(),
+        ScenarioKind::Stateful,
+        &["GET profile"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cart_scenario_runs_clean_on_both_designs() {
+    check(
+        common::stateless_app(false),
+        ScenarioKind::Cart,
+        &["POST cart/items", "GET cart"],
+    )
+    .await;
+    check(
+        common::stateful_app(),
+        ScenarioKind::Cart,
+        &["POST cart/items", "GET cart"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_storm_runs_clean_on_both_designs() {
+    check(
+        common::stateless_app(false),
+        ScenarioKind::LoginStorm,
+        &["POST login"],
+    )
+    .await;
+    check(
+        common::stateful_app(),
+        ScenarioKind::LoginStorm,
+        &["POST login"],
+    )
+    .await;
+}
