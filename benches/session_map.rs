@@ -217,6 +217,13 @@ fn mixed_store<M: statebench::session::memory::MapAdapter>(
                 start.elapsed()
             })
         });
+        // Every login was matched by a logout: the store is back to its size.
+        assert_eq!(
+            store.len_now(),
+            N,
+            "mixed-{} left the store at a different size",
+            mix.name
+        );
     }
     g.finish();
 }

@@ -195,3 +195,17 @@ pub fn bar_chart(
     root.present()?;
     Ok(())
 }
+
+/// Adds the full provenance as an XML comment after the SVG's first line
+/// (the visible caption has no room for every crate version).
+pub fn stamp(path: &Path, provenance: &str) -> std::io::Result<()> {
+    let Ok(svg) = std::fs::read_to_string(path) else {
+        return Ok(()); // not drawn (no data)
+    };
+    let comment = format!("<!-- statebench: {} -->", provenance.replace("--", "- -"));
+    let stamped = match svg.split_once('\n') {
+        Some((first, rest)) if first.starts_with("<?xml") => format!("{first}\n{comment}\n{rest}"),
+        _ => format!("{comment}\n{svg}"),
+    };
+    std::fs::write(path, stamped)
+}

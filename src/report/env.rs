@@ -96,6 +96,15 @@ impl Environment {
         )
     }
 
+    /// The crate versions as one line (`name version, …`).
+    pub fn crates_line(&self) -> String {
+        self.crates
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// One line, for CSV comments and chart captions.
     pub fn one_line(&self) -> String {
         format!(

@@ -409,7 +409,10 @@ pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<
     std::fs::write(out.join("README.md"), md)?;
 
     // Every figure, machine-readable.
-    let mut csv = format!("# {caption}\nid,median_ns,mad_ns,ci_low_ns,ci_high_ns,ops_per_sec\n");
+    let mut csv = format!(
+        "# {caption}\n# crates: {}\nid,median_ns,mad_ns,ci_low_ns,ci_high_ns,ops_per_sec\n",
+        env.crates_line()
+    );
     for f in &data.figures {
         writeln!(
             csv,
@@ -434,6 +437,12 @@ pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<
     std::fs::write(out.join("figures.json"), serde_json::to_vec_pretty(&json)?)?;
 
     draw(data, out, &caption).map_err(|e| anyhow::anyhow!("drawing charts: {e}"))?;
+    for chart in ["token_verify.svg", "session_map.svg", "request.svg"] {
+        charts::stamp(
+            &out.join(chart),
+            &format!("{caption} | crates: {}", env.crates_line()),
+        )?;
+    }
     Ok(findings)
 }
 
