@@ -86,7 +86,7 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut rows = Vec::new();
     println!("bytes per live session at {n} sessions (heap requested / RSS growth)");
-    for store in support::STORES {
+    for store in statebench::workload::STORES {
         let out = Command::new(&exe)
             .args(["--one", store, &n.to_string()])
             .output()

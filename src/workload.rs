@@ -5,6 +5,17 @@
 use crate::model::{Cart, CartItem, User};
 use crate::session::Session;
 
+/// Every in-memory store, by report name (`MapAdapter::NAME`).
+pub const STORES: [&str; 7] = [
+    "dashmap",
+    "mutex-foldhash",
+    "rwlock-foldhash",
+    "rwlock-siphash",
+    "scc",
+    "papaya",
+    "moka",
+];
+
 /// Live-session counts the session benchmarks are run at.
 pub const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];
 /// Thread counts of the mixed workloads.

@@ -43,17 +43,6 @@ macro_rules! with_store {
     }};
 }
 
-/// Every in-memory store, by report name.
-pub const STORES: [&str; 7] = [
-    "dashmap",
-    "mutex-foldhash",
-    "rwlock-foldhash",
-    "rwlock-siphash",
-    "scc",
-    "papaya",
-    "moka",
-];
-
 /// Where benchmark files other than criterion's write their figures.
 pub fn out_dir() -> PathBuf {
     let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))

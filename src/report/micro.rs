@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::charts::{self, LineChart, Scale, Series};
 use super::env::Environment;
+use crate::workload::STORES;
 
 /// One criterion benchmark's result.
 #[derive(Debug, Clone, Serialize)]
@@ -211,15 +212,6 @@ impl MicroData {
 
 const ALGS: [&str; 6] = ["HS256", "HS384", "HS512", "RS256", "ES256", "EdDSA"];
 const CLAIMS: [&str; 3] = ["cart-0", "cart-10", "cart-100"];
-const STORES: [&str; 7] = [
-    "dashmap",
-    "mutex-foldhash",
-    "rwlock-foldhash",
-    "rwlock-siphash",
-    "scc",
-    "papaya",
-    "moka",
-];
 const SIZES: [&str; 3] = ["1000", "100000", "1000000"];
 const OPS: [&str; 6] = ["get_hit", "get_miss", "touch", "insert", "remove", "sweep"];
 const MIXES: [&str; 3] = ["read-heavy", "churn", "cart"];
