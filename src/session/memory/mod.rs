@@ -66,6 +66,52 @@ impl Clone for Entry {
     }
 }
 
+/// `HashMap` operations shared by the adapters that wrap one behind a lock
+/// ([`mutex`], [`rwlock`]); the caller holds the (write) lock.
+pub(crate) mod locked {
+    use std::collections::HashMap;
+    use std::collections::hash_map::Entry as MapEntry;
+    use std::hash::BuildHasher;
+
+    use super::Entry;
+    use crate::session::SessionId;
+
+    pub type Map<S> = HashMap<SessionId, Box<Entry>, S>;
+
+    pub fn insert_new<S: BuildHasher>(
+        map: &mut Map<S>,
+        id: SessionId,
+        entry: Entry,
+    ) -> Result<(), Entry> {
+        match map.entry(id) {
+            MapEntry::Vacant(v) => {
+                v.insert(Box::new(entry));
+                Ok(())
+            }
+            MapEntry::Occupied(_) => Err(entry),
+        }
+    }
+
+    pub fn remove_if<S: BuildHasher>(
+        map: &mut Map<S>,
+        id: &SessionId,
+        pred: impl Fn(&Entry) -> bool,
+    ) -> bool {
+        if map.get(id).is_some_and(|e| pred(e)) {
+            map.remove(id);
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn retain<S: BuildHasher>(map: &mut Map<S>, keep: impl Fn(&Entry) -> bool) -> usize {
+        let before = map.len();
+        map.retain(|_, e| keep(e));
+        before - map.len()
+    }
+}
+
 /// The operations [`MapStore`] needs from a concurrent map.
 pub trait MapAdapter: Send + Sync + 'static {
     /// A stable short name for reports (`dashmap`, `rwlock-siphash`, …).

@@ -3,10 +3,9 @@
 //! every operation is a short critical section.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Entry, MapAdapter};
+use super::{Entry, MapAdapter, locked};
 use crate::session::{SessionId, StoreConfig};
 
 type Map = HashMap<SessionId, Box<Entry>, foldhash::fast::RandomState>;
@@ -39,13 +38,7 @@ impl MapAdapter for MutexAdapter {
     }
 
     fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry> {
-        match self.lock().entry(id) {
-            MapEntry::Vacant(v) => {
-                v.insert(Box::new(entry));
-                Ok(())
-            }
-            MapEntry::Occupied(_) => Err(entry),
-        }
+        locked::insert_new(&mut self.lock(), id, entry)
     }
 
     fn remove(&self, id: &SessionId) -> bool {
@@ -53,19 +46,10 @@ impl MapAdapter for MutexAdapter {
     }
 
     fn remove_if(&self, id: &SessionId, pred: impl Fn(&Entry) -> bool) -> bool {
-        let mut map = self.lock();
-        if map.get(id).is_some_and(|e| pred(e)) {
-            map.remove(id);
-            true
-        } else {
-            false
-        }
+        locked::remove_if(&mut self.lock(), id, pred)
     }
 
     fn retain(&self, keep: impl Fn(&Entry) -> bool + Sync) -> usize {
-        let mut map = self.lock();
-        let before = map.len();
-        map.retain(|_, e| keep(e));
-        before - map.len()
+        locked::retain(&mut self.lock(), keep)
     }
 }

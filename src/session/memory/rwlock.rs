@@ -4,11 +4,10 @@
 //! need the write lock. std's lock (not tokio's): never held across `.await`.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
 use std::hash::BuildHasher;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::{Entry, MapAdapter};
+use super::{Entry, MapAdapter, locked};
 use crate::session::{SessionId, StoreConfig};
 
 /// Names a hasher in reports.
@@ -58,13 +57,7 @@ impl<S: HasherName> MapAdapter for RwLockAdapter<S> {
     }
 
     fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry> {
-        match self.write_lock().entry(id) {
-            MapEntry::Vacant(v) => {
-                v.insert(Box::new(entry));
-                Ok(())
-            }
-            MapEntry::Occupied(_) => Err(entry),
-        }
+        locked::insert_new(&mut self.write_lock(), id, entry)
     }
 
     fn remove(&self, id: &SessionId) -> bool {
@@ -72,19 +65,10 @@ impl<S: HasherName> MapAdapter for RwLockAdapter<S> {
     }
 
     fn remove_if(&self, id: &SessionId, pred: impl Fn(&Entry) -> bool) -> bool {
-        let mut map = self.write_lock();
-        if map.get(id).is_some_and(|e| pred(e)) {
-            map.remove(id);
-            true
-        } else {
-            false
-        }
+        locked::remove_if(&mut self.write_lock(), id, pred)
     }
 
     fn retain(&self, keep: impl Fn(&Entry) -> bool + Sync) -> usize {
-        let mut map = self.write_lock();
-        let before = map.len();
-        map.retain(|_, e| keep(e));
-        before - map.len()
+        locked::retain(&mut self.write_lock(), keep)
     }
 }
