@@ -5,7 +5,9 @@
 //! - [`stateful`]: the same with the `sid` cookie;
 //! - [`cart`]: adds items one at a time up to a cart size, reading `/cart`
 //!   between additions, then starts over (the token grows; the cookie does not);
-//! - [`login_storm`]: new logins, continuously (session-creation rate).
+//! - [`login_storm`]: new logins, continuously (session-creation rate);
+//! - [`ws_echo`]: one WebSocket per user, send and await the echo, timed
+//!   and recorded as custom requests.
 //!
 //! Goose is set for measurement, not demos: no think time, no request log,
 //! an explicit increase rate, metrics reset after ramp-up, optional
@@ -17,6 +19,7 @@ pub mod login_storm;
 pub mod result;
 pub mod stateful;
 pub mod stateless;
+pub mod ws_echo;
 
 use std::time::Duration;
 
@@ -31,6 +34,7 @@ pub enum ScenarioKind {
     Stateful,
     Cart,
     LoginStorm,
+    WsEcho,
 }
 
 impl ScenarioKind {
@@ -40,6 +44,7 @@ impl ScenarioKind {
             Self::Stateful => "stateful",
             Self::Cart => "cart",
             Self::LoginStorm => "login-storm",
+            Self::WsEcho => "ws-echo",
         }
     }
 
@@ -49,6 +54,7 @@ impl ScenarioKind {
             Self::Stateful => stateful::scenario(),
             Self::Cart => cart::scenario(cart_items),
             Self::LoginStorm => login_storm::scenario(),
+            Self::WsEcho => ws_echo::scenario(),
         })
     }
 }

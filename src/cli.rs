@@ -53,7 +53,7 @@ pub struct LoadArgs {
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// Which server to start when no --target is given (default: stateful for
-    /// the stateful scenario, stateless otherwise).
+    /// the stateful scenario, ws for ws-echo, stateless otherwise).
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
     /// Concurrent users (closed loop, no think time).
@@ -259,13 +259,11 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             t.trim_end_matches('/').to_owned()
         }
         None => {
-            let arch = args
-                .arch
-                .unwrap_or(if args.scenario == ScenarioKind::Stateful {
-                    Arch::Stateful
-                } else {
-                    Arch::Stateless
-                });
+            let arch = args.arch.unwrap_or(match args.scenario {
+                ScenarioKind::Stateful => Arch::Stateful,
+                ScenarioKind::WsEcho => Arch::Ws,
+                _ => Arch::Stateless,
+            });
             let (url, stop) = start_local(arch).await?;
             eprintln!("started an in-process {} server at {url}", arch_name(arch));
             local = Some(stop);
@@ -327,7 +325,10 @@ async fn start_local(arch: Arch) -> anyhow::Result<(String, tokio::sync::oneshot
             },
             timeout,
         ),
-        Arch::Ws => anyhow::bail!("the HTTP scenarios need --arch stateless or stateful"),
+        Arch::Ws => ws::app(
+            WsState::new(WsConfig::default(), Lifecycle::default(), metrics),
+            timeout,
+        ),
     };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);

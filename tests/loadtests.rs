@@ -85,3 +85,31 @@ async fn login_storm_runs_clean_on_both_designs() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_echo_runs_clean() {
+    let lifecycle = Lifecycle::default();
+    let state = statebench::server::ws::WsState::new(
+        Default::default(),
+        lifecycle.clone(),
+        statebench::metrics::Metrics::new(),
+    );
+    let server = common::serve(
+        statebench::server::ws::app(state, common::TIMEOUT),
+        lifecycle,
+    )
+    .await;
+    let config = LoadConfig {
+        users: 2,
+        run_time: Duration::from_secs(2),
+        ..LoadConfig::new(server.url(""), ScenarioKind::WsEcho)
+    };
+    let result = run(&config).await.expect("load run");
+    assert_eq!(result.total_failures(), 0, "{}", result.table());
+    let echo = result
+        .requests
+        .get("WS echo")
+        .unwrap_or_else(|| panic!("no WS echo in {}", result.table()));
+    assert!(echo.count() > 100, "{}", result.table());
+    server.shutdown().await;
+}
