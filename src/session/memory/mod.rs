@@ -175,22 +175,13 @@ impl<M: MapAdapter> MapStore<M> {
         now: Millis,
         f: impl FnOnce(&Session) -> R,
     ) -> Option<R> {
-        let mut f = Some(f);
         let hit = self.map.read(&id, |e| {
-            if self.expired(e, now) {
-                return None;
-            }
-            e.refresh(now);
-            f.take().map(|f| f(&e.session))
+            (!self.expired(e, now)).then(|| {
+                e.refresh(now);
+                f(&e.session)
+            })
         });
-        match hit {
-            Some(Some(r)) => Some(r),
-            Some(None) => {
-                self.drop_if_expired(&id, now);
-                None
-            }
-            None => None,
-        }
+        self.live_or_drop(hit, &id, now)
     }
 
     /// Synchronous core of [`SessionStore::update`].
@@ -200,22 +191,22 @@ impl<M: MapAdapter> MapStore<M> {
         now: Millis,
         f: impl FnOnce(&mut Session) -> R,
     ) -> Option<R> {
-        let mut f = Some(f);
         let hit = self.map.write(&id, |e| {
-            if self.expired(e, now) {
-                return None;
-            }
-            e.refresh(now);
-            f.take().map(|f| f(&mut e.session))
+            (!self.expired(e, now)).then(|| {
+                e.refresh(now);
+                f(&mut e.session)
+            })
         });
-        match hit {
-            Some(Some(r)) => Some(r),
-            Some(None) => {
-                self.drop_if_expired(&id, now);
-                None
-            }
-            None => None,
+        self.live_or_drop(hit, &id, now)
+    }
+
+    /// A read or write's outcome: present and live gives the result;
+    /// present but expired removes the entry.
+    fn live_or_drop<R>(&self, hit: Option<Option<R>>, id: &SessionId, now: Millis) -> Option<R> {
+        if matches!(hit, Some(None)) {
+            self.drop_if_expired(id, now);
         }
+        hit.flatten()
     }
 
     /// Synchronous core of [`SessionStore::create`].
