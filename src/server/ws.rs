@@ -169,9 +169,10 @@ impl WsState {
         url: &str,
         prefix: &str,
     ) -> Result<Self, crate::session::StoreError> {
-        let conn = crate::session::redis::connect(url)?;
-        let client = redis::Client::open(url)
-            .map_err(|e| crate::session::StoreError::Unavailable(e.to_string()))?;
+        // One client: a multiplexed connection for publishing, a dedicated
+        // pub/sub connection (made by the subscriber task) for listening.
+        let client = crate::session::redis::client(url)?;
+        let conn = crate::session::redis::connect_client(client.clone())?;
         let (ready_tx, ready) = watch::channel(false);
         let channel_prefix = format!("{prefix}:room:");
         self.backplane = Some(Arc::new(Backplane {

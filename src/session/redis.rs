@@ -123,28 +123,47 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    async fn read(&self, id: SessionId, now: Millis) -> Result<Option<Session>, StoreError> {
+    /// Runs the GET script: marks a live session seen and returns its record
+    /// (`want_value`), or just whether it was live.
+    async fn get_script<T: redis::FromRedisValue>(
+        &self,
+        id: SessionId,
+        now: Millis,
+        want_value: bool,
+    ) -> Result<T, StoreError> {
         let mut c = self.conn.clone();
-        let v: Option<Vec<u8>> = self
-            .scripts
+        self.scripts
             .get
             .key(self.key(id))
             .key(&self.index)
             .arg(now)
             .arg(self.config.idle_ttl_ms)
             .arg(id.to_string())
-            .arg("1")
+            .arg(if want_value { "1" } else { "0" })
             .invoke_async(&mut c)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)
+    }
+
+    async fn read(&self, id: SessionId, now: Millis) -> Result<Option<Session>, StoreError> {
+        let v: Option<Vec<u8>> = self.get_script(id, now, true).await?;
         v.map(|v| decode(&v)).transpose()
     }
 }
 
 /// A lazily connecting, self-reconnecting connection with short timeouts.
 pub(crate) fn connect(url: &str) -> Result<ConnectionManager, StoreError> {
-    let client = redis::Client::open(url)
-        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL {url:?}: {e}")))?;
+    connect_client(client(url)?)
+}
+
+/// A client for `url` (parsing only; nothing is connected yet).
+pub(crate) fn client(url: &str) -> Result<redis::Client, StoreError> {
+    redis::Client::open(url)
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL {url:?}: {e}")))
+}
+
+/// [`connect`] for a client already made.
+pub(crate) fn connect_client(client: redis::Client) -> Result<ConnectionManager, StoreError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(RESPONSE_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
@@ -227,20 +246,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn touch(&self, id: SessionId, now: Millis) -> Result<bool, StoreError> {
-        let mut c = self.conn.clone();
-        let v: Option<i64> = self
-            .scripts
-            .get
-            .key(self.key(id))
-            .key(&self.index)
-            .arg(now)
-            .arg(self.config.idle_ttl_ms)
-            .arg(id.to_string())
-            .arg("0")
-            .invoke_async(&mut c)
-            .await
-            .map_err(unavailable)?;
-        Ok(v.is_some())
+        let live: Option<i64> = self.get_script(id, now, false).await?;
+        Ok(live.is_some())
     }
 
     async fn remove(&self, id: SessionId) -> Result<(), StoreError> {
