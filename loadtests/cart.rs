@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use goose::prelude::*;
 
-use super::{State, authorized, broken, login};
+use super::{State, authorized, authorized_get, broken, login};
 
 /// The cart size the scenario cycles through (set before the run starts).
 static CART_ITEMS: AtomicUsize = AtomicUsize::new(10);
@@ -74,12 +74,5 @@ async fn shop(user: &mut GooseUser) -> TransactionResult {
 }
 
 async fn read_cart(user: &mut GooseUser) -> TransactionResult {
-    let builder = authorized(user, GooseMethod::Get, "/cart")?;
-    let request = GooseRequest::builder()
-        .path("/cart")
-        .name("cart")
-        .set_request_builder(builder)
-        .build();
-    user.request(request).await?;
-    Ok(())
+    authorized_get(user, "/cart", "cart").await
 }

@@ -197,3 +197,19 @@ pub(crate) fn authorized(
         },
     )
 }
+
+/// `GET path` with the user's credential, recorded under `name`.
+pub(crate) async fn authorized_get(
+    user: &mut GooseUser,
+    path: &str,
+    name: &str,
+) -> TransactionResult {
+    let builder = authorized(user, GooseMethod::Get, path)?;
+    let request = GooseRequest::builder()
+        .path(path)
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    user.request(request).await?;
+    Ok(())
+}

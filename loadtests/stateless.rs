@@ -3,7 +3,7 @@
 
 use goose::prelude::*;
 
-use super::{authorized, broken, login};
+use super::{authorized_get, broken, login};
 
 pub fn scenario() -> Scenario {
     scenario!("stateless")
@@ -19,12 +19,5 @@ async fn start(user: &mut GooseUser) -> TransactionResult {
 }
 
 pub(crate) async fn profile(user: &mut GooseUser) -> TransactionResult {
-    let builder = authorized(user, GooseMethod::Get, "/profile")?;
-    let request = GooseRequest::builder()
-        .path("/profile")
-        .name("profile")
-        .set_request_builder(builder)
-        .build();
-    user.request(request).await?;
-    Ok(())
+    authorized_get(user, "/profile", "profile").await
 }
