@@ -4,49 +4,45 @@
 //! next request carries; on the stateful server the request stays the same
 //! size. Works against either: it follows whatever `/login` hands out.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use goose::prelude::*;
 
-use super::{State, authorized, authorized_get, broken, login};
+use super::{Shared, State, authorized_get, broken, login, send, tx};
 
-/// The cart size the scenario cycles through (set before the run starts).
-static CART_ITEMS: AtomicUsize = AtomicUsize::new(10);
-
-pub fn scenario(items: usize) -> Scenario {
-    CART_ITEMS.store(items, Ordering::Relaxed);
+pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("cart")
-        .register_transaction(transaction!(start).set_on_start().set_name("login"))
-        .register_transaction(transaction!(shop).set_name("cart"))
+        .register_transaction(tx!(shared, start).set_on_start().set_name("login"))
+        .register_transaction(tx!(shared, shop).set_name("cart"))
 }
 
-async fn start(user: &mut GooseUser) -> TransactionResult {
-    login(user).await?;
+async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    login(user, shared).await?;
     Ok(())
 }
 
-async fn shop(user: &mut GooseUser) -> TransactionResult {
-    let target = CART_ITEMS.load(Ordering::Relaxed);
+async fn shop(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let target = shared.cart_items;
+    if target == 0 {
+        // An empty cart: only reads, the credential stays as small as it gets.
+        return read_cart(user, shared).await;
+    }
     let added = user.get_session_data::<State>().map_or(0, |s| s.added);
     if added >= target {
         // Start over: a fresh login has an empty cart.
-        login(user).await?;
-        return read_cart(user).await;
+        login(user, shared).await?;
+        return read_cart(user, shared).await;
     }
     let body = format!(r#"{{"sku":"sku-{added:05}","qty":1}}"#);
-    let builder = authorized(user, GooseMethod::Post, "/cart/items")?
-        .header("content-type", "application/json")
-        .body(body);
-    let request = GooseRequest::builder()
-        .method(GooseMethod::Post)
-        .path("/cart/items")
-        .name("cart/items")
-        .set_request_builder(builder)
-        .build();
-    let goose = user.request(request).await?;
-    let response = goose
-        .response
-        .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
+    let response = send(
+        user,
+        shared,
+        GooseMethod::Post,
+        "/cart/items",
+        "cart/items",
+        Some(body),
+    )
+    .await?;
     let status = response.status();
     let bytes = response
         .bytes()
@@ -70,9 +66,9 @@ async fn shop(user: &mut GooseUser) -> TransactionResult {
     }
     state.added = added + 1;
     user.set_session_data(state);
-    read_cart(user).await
+    read_cart(user, shared).await
 }
 
-async fn read_cart(user: &mut GooseUser) -> TransactionResult {
-    authorized_get(user, "/cart", "cart").await
+async fn read_cart(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    authorized_get(user, shared, "/cart", "cart").await
 }

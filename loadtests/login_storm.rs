@@ -1,14 +1,18 @@
-//! New users logging in continuously: every iteration is a fresh login, so
-//! the stateful server creates a session each time (its session-creation
-//! rate and memory growth) while the stateless one only signs a token.
+//! The login storm: every iteration is a new login (a new session on a
+//! stateful server, a newly signed token on a stateless one) — the
+//! session-creation rate and the memory it costs.
+
+use std::sync::Arc;
 
 use goose::prelude::*;
 
-pub fn scenario() -> Scenario {
-    scenario!("login-storm").register_transaction(transaction!(storm).set_name("login"))
+use super::{Shared, login, tx};
+
+pub fn scenario(shared: &Arc<Shared>) -> Scenario {
+    scenario!("login-storm").register_transaction(tx!(shared, storm).set_name("login"))
 }
 
-async fn storm(user: &mut GooseUser) -> TransactionResult {
-    super::login(user).await?;
+async fn storm(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    login(user, shared).await?;
     Ok(())
 }

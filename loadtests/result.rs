@@ -76,6 +76,22 @@ pub struct LoadResult {
     pub requests: BTreeMap<String, RequestStats>,
     /// How many runs were merged into this one.
     pub runs: usize,
+    /// Users that logged in again because their session was gone.
+    #[serde(default)]
+    pub sessions_lost: u64,
+    /// Requests the embedded balancer sent to each replica.
+    #[serde(default)]
+    pub routed: Vec<u64>,
+    /// Credential and body bytes sent, and the requests that sent them.
+    #[serde(default)]
+    pub request_bytes: u64,
+    #[serde(default)]
+    pub requests_sent: u64,
+    /// Chat messages that should have reached a member, and that did.
+    #[serde(default)]
+    pub chat_expected: u64,
+    #[serde(default)]
+    pub chat_delivered: u64,
 }
 
 impl LoadResult {
@@ -105,6 +121,7 @@ impl LoadResult {
             duration_secs: metrics.duration as f64,
             requests,
             runs: 1,
+            ..Self::default()
         }
     }
 
@@ -120,6 +137,48 @@ impl LoadResult {
             self.requests.entry(k.clone()).or_default().merge(v);
         }
         self.runs += other.runs;
+        self.sessions_lost += other.sessions_lost;
+        if self.routed.len() < other.routed.len() {
+            self.routed.resize(other.routed.len(), 0);
+        }
+        for (a, b) in self.routed.iter_mut().zip(&other.routed) {
+            *a += b;
+        }
+        self.request_bytes += other.request_bytes;
+        self.requests_sent += other.requests_sent;
+        self.chat_expected += other.chat_expected;
+        self.chat_delivered += other.chat_delivered;
+    }
+
+    /// `name`'s stats, if that request was made.
+    pub fn get(&self, name: &str) -> Option<&RequestStats> {
+        self.requests.get(name)
+    }
+
+    /// Share of `GET profile` requests answered 403 (a session not found
+    /// where the request landed).
+    pub fn miss_rate(&self, name: &str) -> f64 {
+        self.get(name).map_or(0.0, |r| {
+            let misses = r.status_codes.get(&403).copied().unwrap_or(0);
+            misses as f64 / r.count().max(1) as f64
+        })
+    }
+
+    /// Chat messages delivered / messages that should have been.
+    pub fn delivery_ratio(&self) -> Option<f64> {
+        (self.chat_expected > 0).then(|| self.chat_delivered as f64 / self.chat_expected as f64)
+    }
+
+    /// Responses that carried an HTTP status (goose counts connection
+    /// errors too; a server can only count these).
+    pub fn answered(&self) -> u64 {
+        self.requests
+            .iter()
+            .filter(|(k, _)| !k.starts_with("WS "))
+            .flat_map(|(_, r)| r.status_codes.iter())
+            .filter(|(c, _)| **c != 0)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub fn total_requests(&self) -> u64 {

@@ -1,19 +1,22 @@
 //! The stateful user: logs in once (on start); the `sid` cookie lives in the
-//! user's cookie store; then loops `GET /profile`.
+//! user's cookie store; then loops `GET /profile`. A 403 means its session
+//! is not on the replica it reached: it logs in again (counted as lost).
+
+use std::sync::Arc;
 
 use goose::prelude::*;
 
 use super::stateless::profile;
-use super::{broken, login};
+use super::{Shared, broken, login, tx};
 
-pub fn scenario() -> Scenario {
+pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("stateful")
-        .register_transaction(transaction!(start).set_on_start().set_name("login"))
-        .register_transaction(transaction!(profile).set_name("profile"))
+        .register_transaction(tx!(shared, start).set_on_start().set_name("login"))
+        .register_transaction(tx!(shared, profile).set_name("profile"))
 }
 
-async fn start(user: &mut GooseUser) -> TransactionResult {
-    if login(user).await? {
+async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    if login(user, shared).await? {
         return Err(broken(
             "stateful scenario: login returned a token, not a session cookie",
         ));

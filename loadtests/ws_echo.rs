@@ -12,9 +12,9 @@ use goose::prelude::*;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::broken;
+use super::{Shared, broken, tx};
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The user's connection (goose session data must be `Clone`).
@@ -24,23 +24,28 @@ struct Connection {
     sent: u64,
 }
 
-pub fn scenario() -> Scenario {
+pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("ws-echo")
-        .register_transaction(transaction!(connect).set_on_start().set_name("connect"))
-        .register_transaction(transaction!(echo).set_name("echo"))
+        .register_transaction(tx!(shared, connect).set_on_start().set_name("connect"))
+        .register_transaction(tx!(shared, echo).set_name("echo"))
 }
 
-fn ws_url(user: &GooseUser, path: &str) -> Result<String, Box<TransactionError>> {
-    let url = user.build_url(path)?;
+/// The WebSocket URL of `path` on the replica the balancer picks.
+pub(crate) fn ws_url(
+    user: &mut GooseUser,
+    shared: &Shared,
+    path: &str,
+) -> Result<String, Box<TransactionError>> {
+    let (_, url) = shared.url(user, path)?;
     Ok(url
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1))
 }
 
-async fn connect(user: &mut GooseUser) -> TransactionResult {
-    let url = ws_url(user, "/ws")?;
+/// Opens a WebSocket and records the handshake as `WS connect`.
+pub(crate) async fn open(user: &mut GooseUser, url: &str) -> Result<Socket, Box<TransactionError>> {
     let started = Instant::now();
-    let result = tokio_tungstenite::connect_async(&url).await;
+    let result = tokio_tungstenite::connect_async(url).await;
     let ok = result.is_ok();
     let error = result.as_ref().err().map(|e| e.to_string());
     user.record_custom_request_duration(
@@ -53,6 +58,12 @@ async fn connect(user: &mut GooseUser) -> TransactionResult {
     )
     .await?;
     let (socket, _) = result.map_err(|e| broken(format!("ws connect to {url}: {e}")))?;
+    Ok(socket)
+}
+
+async fn connect(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    let url = ws_url(user, shared, "/ws")?;
+    let socket = open(user, &url).await?;
     user.set_session_data(Connection {
         socket: Arc::new(Mutex::new(socket)),
         sent: 0,
@@ -60,7 +71,7 @@ async fn connect(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
-async fn echo(user: &mut GooseUser) -> TransactionResult {
+async fn echo(user: &mut GooseUser, _shared: &Shared) -> TransactionResult {
     let Some(mut conn) = user.get_session_data::<Connection>().cloned() else {
         return Err(broken("ws-echo: no connection"));
     };

@@ -113,3 +113,45 @@ async fn ws_echo_runs_clean() {
     assert!(echo.count() > 100, "{}", result.table());
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_scenario_runs_clean() {
+    check(
+        common::stateless_app(false),
+        ScenarioKind::Healthz,
+        &["GET healthz"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_chat_delivers_every_message_on_one_server() {
+    let lifecycle = Lifecycle::default();
+    let state = statebench::server::ws::WsState::new(
+        Default::default(),
+        lifecycle.clone(),
+        statebench::metrics::Metrics::new(),
+    );
+    let server = common::serve(
+        statebench::server::ws::app(state, common::TIMEOUT),
+        lifecycle,
+    )
+    .await;
+    let config = LoadConfig {
+        users: 4,
+        room_size: 2,
+        run_time: Duration::from_secs(2),
+        chat_interval: Duration::from_millis(20),
+        ..LoadConfig::new(server.url(""), ScenarioKind::WsChat)
+    };
+    let result = run(&config).await.expect("load run");
+    assert_eq!(result.total_failures(), 0, "{}", result.table());
+    let fanout = result
+        .requests
+        .get("WS fanout")
+        .unwrap_or_else(|| panic!("no WS fanout in {}", result.table()));
+    assert!(fanout.count() > 50, "{}", result.table());
+    let ratio = result.delivery_ratio().expect("messages were sent");
+    assert!(ratio > 0.97 && ratio <= 1.0, "delivery ratio {ratio}");
+    server.shutdown().await;
+}
