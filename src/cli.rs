@@ -33,6 +33,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 #[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
 pub enum Command {
+    /// Run the scaling comparison (replicas, routing, failures, WebSocket)
+    /// and write results/REPORT.md.
+    Compare(CompareArgs),
     /// Serve one reference server until SIGINT/SIGTERM.
     Serve(ServeArgs),
     /// Run the micro-benchmarks (`cargo bench`) and write results/micro/.
@@ -41,6 +44,31 @@ pub enum Command {
     Load(LoadArgs),
     /// Merge saved load results (from several load machines) exactly.
     Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// A first look in about 5 minutes: fewer users, replica counts and
+    /// connection counts, 2 s per cell (the full run takes about 30).
+    #[arg(long)]
+    pub quick: bool,
+    /// Run only these matrices (repeat or comma-separate).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub only: Vec<crate::compare::Matrix>,
+    /// Balancer for the horizontal matrix.
+    #[arg(long, value_enum, default_value = "both")]
+    pub balancer: crate::compare::BalancerChoice,
+    /// Seconds per cell (default 2 with --quick, 5 otherwise; failure cells
+    /// run three times as long).
+    #[arg(long, value_name = "SECS")]
+    pub run_time: Option<u64>,
+    /// Results directory: the report goes to <DIR>/REPORT.md, raw data to
+    /// <DIR>/load/<run>/.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+    /// Name of this run's raw-data directory (default: `quick` or `full`).
+    #[arg(long, value_name = "NAME")]
+    pub run_name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -218,7 +246,8 @@ pub struct ServeArgs {
 pub fn main(cli: Cli) -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,goose=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -230,6 +259,7 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Compare(args) => runtime.block_on(compare(args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Micro(args) => micro(args),
         Command::Load(args) => runtime.block_on(load(args)),
@@ -242,6 +272,38 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `statebench compare`: the matrices, then the report.
+pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    if let Some(t) = args.run_time {
+        anyhow::ensure!(
+            (1..=600).contains(&t),
+            "--run-time must be 1 to 600 seconds"
+        );
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find the statebench binary: {e}"))?;
+    let root = std::env::current_dir()?;
+    let options = crate::compare::Options {
+        quick: args.quick,
+        only: args.only,
+        balancer: args.balancer,
+        run_time: args.run_time,
+        results: args.out,
+        run_name: args
+            .run_name
+            .unwrap_or_else(|| if args.quick { "quick" } else { "full" }.into()),
+        exe,
+        root,
+    };
+    eprintln!(
+        "statebench compare{}: replicas on 127.0.0.1, every run bounded in time",
+        if options.quick { " --quick" } else { "" }
+    );
+    let report = crate::compare::run(options).await?;
+    println!("wrote {}", report.display());
+    Ok(())
 }
 
 /// `statebench load`: one goose run, against --target or an in-process server.

@@ -14,7 +14,10 @@
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
 //! - [`report`]: results files (environment, tables, SVG charts) from raw measurements;
 //! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
-//! - [`loadtests`] (in `loadtests/`): goose load scenarios, one module per kind of user;
+//! - [`loadtests`] (in `loadtests/`): goose load scenarios, one module per kind of user,
+//!   and the embedded load balancer;
+//! - [`compare`]: the scaling comparison — replicas as child processes, the
+//!   matrices, `results/REPORT.md`;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over
@@ -23,6 +26,7 @@
 
 pub mod cli;
 pub mod clock;
+pub mod compare;
 pub mod keys;
 #[path = "../loadtests/mod.rs"]
 pub mod loadtests;

@@ -1,0 +1,240 @@
+//! `statebench compare`: the scaling comparison. It starts replicas as
+//! separate `statebench serve` processes on loopback ports (Redis and
+//! HAProxy as child processes when a matrix needs them and they are
+//! installed), runs the load matrices, stops everything it started, and
+//! writes `results/load/<run>/` and `results/REPORT.md`.
+//!
+//! - [`fleet`]: the child processes and what /proc says about them;
+//! - [`matrix`]: the five matrices, cell by cell;
+//! - [`report`]: tables, charts and the claims table.
+
+pub mod fleet;
+pub mod matrix;
+pub mod report;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The matrices `--only` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Matrix {
+    /// Users 1 → 512 closed-loop and fixed-rate runs; every architecture.
+    Concurrency,
+    /// 1, 2, 4 replicas × routing policy (embedded and HAProxy).
+    Horizontal,
+    /// A replica killed, added, and a rolling restart, with 3 replicas.
+    Failures,
+    /// The cart at 0, 10, 100 items: bytes and CPU per request.
+    StateSize,
+    /// WebSocket memory per connection and chat across replicas.
+    Websocket,
+}
+
+impl Matrix {
+    pub const ALL: [Matrix; 5] = [
+        Self::Concurrency,
+        Self::Horizontal,
+        Self::Failures,
+        Self::StateSize,
+        Self::Websocket,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Concurrency => "concurrency",
+            Self::Horizontal => "horizontal",
+            Self::Failures => "failures",
+            Self::StateSize => "state-size",
+            Self::Websocket => "websocket",
+        }
+    }
+}
+
+/// Which balancer the horizontal matrix routes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BalancerChoice {
+    /// The balancer inside the load generator (no extra hop).
+    Embedded,
+    /// HAProxy as a child process (skipped when not installed).
+    Haproxy,
+    /// Both, one after the other.
+    Both,
+}
+
+/// Options of one comparison run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub quick: bool,
+    pub only: Vec<Matrix>,
+    pub balancer: BalancerChoice,
+    /// Seconds per cell (default: 2 with --quick, 5 otherwise).
+    pub run_time: Option<u64>,
+    /// `results/` (the report) — raw data goes under `results/load/<run>/`.
+    pub results: PathBuf,
+    pub run_name: String,
+    /// The `statebench` binary that serves replicas.
+    pub exe: PathBuf,
+    /// The checkout (commit and crate versions for the environment).
+    pub root: PathBuf,
+}
+
+impl Options {
+    pub fn cell_time(&self) -> Duration {
+        Duration::from_secs(self.run_time.unwrap_or(if self.quick { 2 } else { 5 }))
+    }
+
+    pub fn runs(&self, m: Matrix) -> bool {
+        self.only.is_empty() || self.only.contains(&m)
+    }
+}
+
+/// One measured cell of a matrix: the figures the report reads, next to
+/// the raw goose result saved beside it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Cell {
+    pub matrix: String,
+    pub id: String,
+    /// Server flavour: `stateless HS256`, `stateful memory`, `ws`, …
+    pub server: String,
+    pub scenario: String,
+    /// The request whose latency is reported (`GET profile`, `WS echo`, …).
+    pub request: String,
+    pub users: usize,
+    pub replicas: usize,
+    pub policy: Option<String>,
+    pub balancer: Option<String>,
+    pub event: Option<String>,
+    pub cart_items: Option<usize>,
+    pub connections: Option<usize>,
+    pub backplane: Option<bool>,
+    pub offered_rps: Option<f64>,
+    pub achieved_rps: f64,
+    pub wall_secs: f64,
+    pub p50_us: Option<u64>,
+    pub p90_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub p999_us: Option<u64>,
+    pub max_us: Option<u64>,
+    /// Every request of the run (logins included).
+    pub requests: u64,
+    pub failures: u64,
+    /// Failures by kind: HTTP status, or `connection` for no answer.
+    pub errors: BTreeMap<String, u64>,
+    pub server_cpu_us_per_request: Option<f64>,
+    pub server_cpu_cores: Option<f64>,
+    pub generator_cpu_cores: f64,
+    /// The load generator, not the servers, limited the rate.
+    pub generator_bound: bool,
+    pub rss_bytes: Vec<u64>,
+    /// Requests the servers' /metrics counted, and goose's count of answered ones.
+    pub server_counted: Option<u64>,
+    pub goose_counted: u64,
+    /// Goose and the servers agree within 1% (or nothing to check).
+    pub valid: bool,
+    pub miss_rate: f64,
+    pub sessions_lost: u64,
+    pub routed: Vec<u64>,
+    pub recovery_ms: Option<f64>,
+    pub remapped_fraction: Option<f64>,
+    pub bytes_per_request: Option<f64>,
+    pub delivery_ratio: Option<f64>,
+    pub rss_per_connection: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// Everything a run produced, as saved in `cells.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run: String,
+    pub quick: bool,
+    pub environment: serde_json::Value,
+    pub skipped: Vec<String>,
+    pub cells: Vec<Cell>,
+    pub elapsed_secs: f64,
+}
+
+/// Runs the comparison; returns the path of the report.
+pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
+    let started = std::time::Instant::now();
+    let dir = options.results.join("load").join(&options.run_name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(dir.join("raw"))?;
+    let work = tempdir()?;
+    let env = crate::report::env::Environment::capture(&options.root);
+    let mut runner = matrix::Runner::new(&options, &dir, &work).await?;
+    // Goose prints a line per run on stdout ("All N users launched."); the
+    // progress display and results go to stderr and files instead.
+    let quiet = StdoutSilenced::new();
+    let outcome = tokio::select! {
+        r = runner.all() => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    drop(quiet);
+    runner.finish_progress();
+    let record = RunRecord {
+        run: options.run_name.clone(),
+        quick: options.quick,
+        environment: serde_json::to_value(&env)?,
+        skipped: runner.skipped.clone(),
+        cells: std::mem::take(&mut runner.cells),
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    };
+    drop(runner); // stops every child process
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::write(dir.join("cells.json"), serde_json::to_vec_pretty(&record)?)?;
+    outcome?;
+    let report = report::write(&record, &env, &options.results, &dir)?;
+    Ok(report)
+}
+
+/// Points stdout at /dev/null until dropped.
+struct StdoutSilenced(Option<libc::c_int>);
+
+impl StdoutSilenced {
+    fn new() -> Self {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+            return Self(None);
+        };
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup/dup2 on descriptors this process owns; the saved copy
+        // is restored and closed on drop.
+        unsafe {
+            let saved = libc::dup(1);
+            if saved < 0 || libc::dup2(null.as_raw_fd(), 1) < 0 {
+                return Self(None);
+            }
+            Self(Some(saved))
+        }
+    }
+}
+
+impl Drop for StdoutSilenced {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0 {
+            // SAFETY: see `new`.
+            unsafe {
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
+        }
+    }
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let mut tag = [0u8; 8];
+    rand::fill(&mut tag);
+    let dir = std::env::temp_dir().join(format!(
+        "statebench-{}",
+        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
