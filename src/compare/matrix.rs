@@ -29,6 +29,11 @@ const SCALE_USERS: usize = 32;
 pub const SCALE_USERS_DOC: usize = SCALE_USERS;
 /// Users in the concurrency matrix's fixed-rate runs.
 const RATE_USERS: usize = 64;
+/// One offered rate for every HTTP server: CPU per request compared at
+/// equal load (a busier server batches more work per wake-up).
+pub const EQUAL_RATE: usize = 5_000;
+/// Users offering it.
+pub const EQUAL_RATE_USERS: usize = 16;
 
 /// One server flavour in the comparison.
 #[derive(Clone)]
@@ -137,8 +142,13 @@ impl Runner {
         }
     }
 
+    /// Failure cells run long enough to see before, during and after.
     fn failure_time(&self) -> Duration {
-        self.opts.cell_time() * 3
+        if self.quick() && self.opts.run_time.is_none() {
+            Duration::from_secs(5)
+        } else {
+            self.opts.cell_time() * 3
+        }
     }
 
     /// Seconds the selected matrices should take (for the ETA).
@@ -147,7 +157,8 @@ impl Runner {
         let mut total = 0;
         if self.opts.runs(Matrix::Concurrency) {
             let flavours = self.concurrency_flavours().len() as u64;
-            total += flavours * self.users().len() as u64 * t + 3 * RATE_FRACTIONS.len() as u64 * t;
+            total += flavours * (self.users().len() as u64 + 1) * t
+                + 3 * RATE_FRACTIONS.len() as u64 * t;
         }
         if self.opts.runs(Matrix::Horizontal) {
             let flavours = self.scale_flavours().len() as u64;
@@ -436,6 +447,25 @@ impl Runner {
                 };
                 let cell = self.measure(cell, config, &replicas, None).await?;
                 peak = peak.max(cell.achieved_rps);
+                self.push(cell);
+                self.tick(t, "");
+            }
+            if f.scenario != ScenarioKind::WsEcho {
+                let id = format!("concurrency/{}/equal-rate", slug(&f.label));
+                self.tick(0, &id);
+                let replicas = self.fleet(&f.spec, 1).await?;
+                let mut config = self.config(&replicas[0].url, f.scenario, EQUAL_RATE_USERS);
+                config.throttle = Some(EQUAL_RATE);
+                let cell = Cell {
+                    matrix: "concurrency".into(),
+                    id,
+                    server: f.label.clone(),
+                    users: EQUAL_RATE_USERS,
+                    replicas: 1,
+                    offered_rps: Some(EQUAL_RATE as f64),
+                    ..Cell::default()
+                };
+                let cell = self.measure(cell, config, &replicas, None).await?;
                 self.push(cell);
                 self.tick(t, "");
             }

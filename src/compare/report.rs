@@ -59,9 +59,8 @@ fn at_users<'a>(all: &'a [Cell], server: &str, users: usize) -> Option<&'a Cell>
         .find(|c| c.server == server && c.users == users && c.offered_rps.is_none())
 }
 
-/// The users level used for per-request CPU comparisons: the highest
-/// level with a figure for every server, at most 16 (the generator is not
-/// yet the bottleneck there on a 2-core machine).
+/// The users level used for latency comparisons: the highest level run,
+/// at most 16 (the generator is not yet the bottleneck there on 2 cores).
 fn cpu_level(all: &[Cell]) -> usize {
     let mut levels: Vec<usize> = cells(all, "concurrency")
         .filter(|c| c.offered_rps.is_none())
@@ -72,8 +71,13 @@ fn cpu_level(all: &[Cell]) -> usize {
     levels.into_iter().filter(|&u| u <= 16).max().unwrap_or(1)
 }
 
+/// Server CPU per request at the equal offered rate (every HTTP server
+/// under the same load), else at the comparison users level.
 fn cpu_of(all: &[Cell], server: &str) -> Option<f64> {
-    at_users(all, server, cpu_level(all))?.server_cpu_us_per_request
+    cells(all, "concurrency")
+        .find(|c| c.server == server && c.id.ends_with("/equal-rate"))
+        .or_else(|| at_users(all, server, cpu_level(all)))?
+        .server_cpu_us_per_request
 }
 
 struct Claim {
@@ -321,9 +325,13 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
     let _ = writeln!(
         md,
         "\nServer CPU per request is read from /proc of each replica process over the whole run \
-         (ramp-up and on-start logins included, divided by every answered request) at {level} users. \
+         (ramp-up and on-start logins included, divided by every answered request), every HTTP \
+         server at the same offered rate ({} req/s from {} users; `equal-rate` rows below). \
          It is the figure to trust on this 2-core machine: the load generator competes with the \
-         servers for the same cores, so rates and latencies are those of the pair.\n"
+         servers for the same cores, so rates and latencies are those of the pair. Latency \
+         comparisons in the claims use {level} users, closed loop.\n",
+        super::matrix::EQUAL_RATE,
+        super::matrix::EQUAL_RATE_USERS
     );
     if !record.skipped.is_empty() {
         let _ = writeln!(md, "Skipped in this run:\n");
@@ -582,7 +590,6 @@ fn draw(all: &[Cell], dir: &Path, caption: &str) -> DrawResult {
         )?;
         drawn.push("latency_vs_users.svg".into());
     }
-    let level = cpu_level(all);
     let bars: Vec<(String, f64)> = servers
         .iter()
         .filter_map(|s| Some(((*s).to_owned(), cpu_of(all, s)?)))
@@ -590,7 +597,10 @@ fn draw(all: &[Cell], dir: &Path, caption: &str) -> DrawResult {
     if !bars.is_empty() {
         charts::bar_chart(
             &dir.join("cpu_per_request.svg"),
-            &format!("Server CPU per request at {level} users (µs, from /proc)"),
+            &format!(
+                "Server CPU per request at {} req/s offered (µs, from /proc)",
+                super::matrix::EQUAL_RATE
+            ),
             "µs of CPU per request",
             caption,
             &bars,
