@@ -124,6 +124,8 @@ pub struct LoadConfig {
     pub chat_interval: Duration,
     /// Absolute limits passed to goose (`--threshold`-style), if any.
     pub extra_goose_args: Vec<String>,
+    /// Where goose writes its own report (`.html`, `.json` or `.md`).
+    pub report_file: Option<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -144,6 +146,7 @@ impl LoadConfig {
             room_size: 4,
             chat_interval: Duration::from_millis(100),
             extra_goose_args: Vec::new(),
+            report_file: None,
         }
     }
 
@@ -170,6 +173,9 @@ impl LoadConfig {
         }
         if let Some(co) = &self.co_mitigation {
             args.extend(["--co-mitigation".into(), co.clone()]);
+        }
+        if let Some(f) = &self.report_file {
+            args.extend(["--report-file".into(), f.display().to_string()]);
         }
         if !self.reset_metrics {
             args.push("--no-reset-metrics".into());
@@ -265,13 +271,23 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadResult> {
 pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Result<LoadResult> {
     let goose_config = goose::config::GooseConfiguration::parse_args_default(&config.goose_args())
         .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?;
-    let metrics = GooseAttack::initialize_with_config(goose_config)
+    let outcome = GooseAttack::initialize_with_config(goose_config)
         .map_err(|e| anyhow::anyhow!("goose: {e}"))?
         .register_scenario(config.scenario.scenario(&shared))
         .execute()
-        .await
-        .map_err(|e| anyhow::anyhow!("load test failed: {e}"))?;
-    let mut result = LoadResult::from_goose(config, &metrics);
+        .await;
+    let (mut result, failed) = match outcome {
+        Ok(metrics) => (LoadResult::from_goose(config, &metrics), Vec::new()),
+        // The run happened; a rule given with --threshold failed.
+        Err(GooseError::ThresholdsFailed { failed, metrics }) => {
+            (LoadResult::from_goose(config, &metrics), failed)
+        }
+        Err(e) => return Err(anyhow::anyhow!("load test failed: {e}")),
+    };
+    result.threshold_failures = failed
+        .iter()
+        .map(|f| format!("{}: observed {}", f.rule, f.observed))
+        .collect();
     result.sessions_lost = shared.sessions_lost.load(Ordering::Relaxed);
     result.routed = shared.balancer.routed();
     result.request_bytes = shared.request_bytes.load(Ordering::Relaxed);

@@ -92,6 +92,9 @@ pub struct LoadResult {
     pub chat_expected: u64,
     #[serde(default)]
     pub chat_delivered: u64,
+    /// goose `--threshold` rules that failed (rule: observed).
+    #[serde(default)]
+    pub threshold_failures: Vec<String>,
 }
 
 impl LoadResult {
@@ -148,6 +151,8 @@ impl LoadResult {
         self.requests_sent += other.requests_sent;
         self.chat_expected += other.chat_expected;
         self.chat_delivered += other.chat_delivered;
+        self.threshold_failures
+            .extend(other.threshold_failures.iter().cloned());
     }
 
     /// `name`'s stats, if that request was made.

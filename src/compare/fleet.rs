@@ -232,7 +232,7 @@ pub fn proc_rss(pid: u32) -> Option<u64> {
 
 /// A Redis server on a free loopback port, no persistence.
 pub struct RedisServer {
-    _child: Child,
+    child: Child,
     pub url: String,
 }
 
@@ -260,9 +260,14 @@ impl RedisServer {
             .context("cannot start redis-server")?;
         wait_for_port(port, "redis-server").await?;
         Ok(Self {
-            _child: child,
+            child,
             url: format!("redis://127.0.0.1:{port}"),
         })
+    }
+
+    /// CPU time Redis has used (it serves the stateful-Redis replicas).
+    pub fn cpu(&self) -> Option<Duration> {
+        proc_cpu(self.child.id()?)
     }
 }
 

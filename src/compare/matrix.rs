@@ -31,7 +31,9 @@ pub const SCALE_USERS_DOC: usize = SCALE_USERS;
 const RATE_USERS: usize = 64;
 /// One offered rate for every HTTP server: CPU per request compared at
 /// equal load (a busier server batches more work per wake-up).
-pub const EQUAL_RATE: usize = 5_000;
+pub const EQUAL_RATE: usize = 8_000;
+/// The concurrency level whose cells also get goose's HTML report.
+const HTML_USERS: usize = 16;
 /// Users offering it.
 pub const EQUAL_RATE_USERS: usize = 16;
 
@@ -157,7 +159,8 @@ impl Runner {
         let mut total = 0;
         if self.opts.runs(Matrix::Concurrency) {
             let flavours = self.concurrency_flavours().len() as u64;
-            total += flavours * (self.users().len() as u64 + 1) * t
+            total += flavours * self.users().len() as u64 * t
+                + (flavours - 1) * self.equal_rate_repeats() as u64 * t
                 + 3 * RATE_FRACTIONS.len() as u64 * t;
         }
         if self.opts.runs(Matrix::Horizontal) {
@@ -188,7 +191,16 @@ impl Runner {
     /// A line above the progress bar (or plainly, when stderr is not a terminal).
     fn say(&self, line: String) {
         if self.progress.is_hidden() {
-            eprintln!("{line}");
+            // No live bar (not a terminal): each line carries the progress.
+            let (done, total) = (
+                self.progress.position(),
+                self.progress.length().unwrap_or(0),
+            );
+            let elapsed = self.progress.elapsed().as_secs();
+            let eta = (elapsed * total.saturating_sub(done))
+                .checked_div(done)
+                .map_or("?".into(), |s| format!("{s} s"));
+            eprintln!("[{elapsed:>5} s, ETA {eta:>6}] {line}");
         } else {
             self.say(line);
         }
@@ -267,7 +279,10 @@ impl Runner {
             }
             self.say(format!("matrix: {}", m.name()));
             match m {
-                Matrix::Concurrency => self.concurrency().await?,
+                Matrix::Concurrency => {
+                    self.concurrency().await?;
+                    self.equal_rate().await?;
+                }
                 Matrix::Horizontal => self.horizontal().await?,
                 Matrix::Failures => self.failures().await?,
                 Matrix::StateSize => self.state_size().await?,
@@ -316,6 +331,7 @@ impl Runner {
         let counted = self.server_count(replicas, ws).await;
         let server0 = cpu(replicas);
         let proxy0 = proxy.and_then(Haproxy::cpu);
+        let redis0 = self.redis.as_ref().and_then(RedisServer::cpu);
         let me = std::process::id();
         let gen0 = proc_cpu(me);
         let started = Instant::now();
@@ -325,6 +341,7 @@ impl Runner {
         let gen1 = proc_cpu(me);
         let server1 = cpu(replicas);
         let proxy1 = proxy.and_then(Haproxy::cpu);
+        let redis1 = self.redis.as_ref().and_then(RedisServer::cpu);
         let counted_after = self.server_count(replicas, ws).await;
         cell.rss_bytes = replicas.iter().filter_map(Replica::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();
@@ -339,6 +356,12 @@ impl Runner {
         if let Some(proxy_cores) = cores(proxy0, proxy1) {
             cell.notes
                 .push(format!("HAProxy used {proxy_cores:.2} cores"));
+        }
+        // Redis serves only the cells that use it; others leave it idle.
+        if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| c >= 0.02) {
+            cell.notes
+                .push(format!("Redis used {redis_cores:.2} cores"));
+            cell.store_cpu_cores = Some(redis_cores);
         }
         let goose_count = if ws {
             result
@@ -369,6 +392,9 @@ impl Runner {
             if goose_count > 0 {
                 cell.server_cpu_us_per_request =
                     Some(server_cores * wall_s * 1e6 / goose_count as f64);
+                cell.store_cpu_us_per_request = cell
+                    .store_cpu_cores
+                    .map(|c| c * wall_s * 1e6 / goose_count as f64);
             }
             let total = server_cores + cell.generator_cpu_cores;
             let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -436,7 +462,12 @@ impl Runner {
                 let id = format!("concurrency/{}/u{users}", slug(&f.label));
                 self.tick(0, &id);
                 let replicas = self.fleet(&f.spec, 1).await?;
-                let config = self.config(&replicas[0].url, f.scenario, users);
+                let mut config = self.config(&replicas[0].url, f.scenario, users);
+                if users == HTML_USERS {
+                    // goose's own HTML report, for one representative level.
+                    let name = format!("{}.html", id.replace('/', "_"));
+                    config.report_file = Some(self.dir.join("raw").join(name));
+                }
                 let cell = Cell {
                     matrix: "concurrency".into(),
                     id,
@@ -447,25 +478,6 @@ impl Runner {
                 };
                 let cell = self.measure(cell, config, &replicas, None).await?;
                 peak = peak.max(cell.achieved_rps);
-                self.push(cell);
-                self.tick(t, "");
-            }
-            if f.scenario != ScenarioKind::WsEcho {
-                let id = format!("concurrency/{}/equal-rate", slug(&f.label));
-                self.tick(0, &id);
-                let replicas = self.fleet(&f.spec, 1).await?;
-                let mut config = self.config(&replicas[0].url, f.scenario, EQUAL_RATE_USERS);
-                config.throttle = Some(EQUAL_RATE);
-                let cell = Cell {
-                    matrix: "concurrency".into(),
-                    id,
-                    server: f.label.clone(),
-                    users: EQUAL_RATE_USERS,
-                    replicas: 1,
-                    offered_rps: Some(EQUAL_RATE as f64),
-                    ..Cell::default()
-                };
-                let cell = self.measure(cell, config, &replicas, None).await?;
                 self.push(cell);
                 self.tick(t, "");
             }
@@ -500,6 +512,44 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Every HTTP server at one offered rate, repeated and interleaved
+    /// (server A, B, C, … then again), so drift on a shared machine touches
+    /// every server alike; the report takes the median of the repeats.
+    async fn equal_rate(&mut self) -> anyhow::Result<()> {
+        let t = self.opts.cell_time().as_secs() + 1;
+        let flavours: Vec<Flavour> = self
+            .concurrency_flavours()
+            .into_iter()
+            .filter(|f| f.scenario != ScenarioKind::WsEcho)
+            .collect();
+        for rep in 0..self.equal_rate_repeats() {
+            for f in &flavours {
+                let id = format!("concurrency/{}/equal-rate/{rep}", slug(&f.label));
+                self.tick(0, &id);
+                let replicas = self.fleet(&f.spec, 1).await?;
+                let mut config = self.config(&replicas[0].url, f.scenario, EQUAL_RATE_USERS);
+                config.throttle = Some(EQUAL_RATE);
+                let cell = Cell {
+                    matrix: "concurrency".into(),
+                    id,
+                    server: f.label.clone(),
+                    users: EQUAL_RATE_USERS,
+                    replicas: 1,
+                    offered_rps: Some(EQUAL_RATE as f64),
+                    ..Cell::default()
+                };
+                let cell = self.measure(cell, config, &replicas, None).await?;
+                self.push(cell);
+                self.tick(t, "");
+            }
+        }
+        Ok(())
+    }
+
+    fn equal_rate_repeats(&self) -> usize {
+        if self.quick() { 1 } else { 3 }
     }
 
     async fn horizontal(&mut self) -> anyhow::Result<()> {

@@ -126,6 +126,9 @@ pub struct Cell {
     pub errors: BTreeMap<String, u64>,
     pub server_cpu_us_per_request: Option<f64>,
     pub server_cpu_cores: Option<f64>,
+    /// Redis's own CPU, for the cells that use it (not in the server figure).
+    pub store_cpu_cores: Option<f64>,
+    pub store_cpu_us_per_request: Option<f64>,
     pub generator_cpu_cores: f64,
     /// The load generator, not the servers, limited the rate.
     pub generator_bound: bool,
