@@ -38,6 +38,10 @@ pub enum Command {
     Compare(CompareArgs),
     /// Serve one reference server until SIGINT/SIGTERM.
     Serve(ServeArgs),
+    /// The CI regression gate: instruction counts against results/baseline/,
+    /// a noise-controlled latency trend, dashboard exports. Exit 0 = no
+    /// regression, 1 = regression, 2 = could not measure.
+    Ci(CiArgs),
     /// Run the micro-benchmarks (`cargo bench`) and write results/micro/.
     Micro(MicroArgs),
     /// Run one load scenario (goose) against a server and print its results.
@@ -69,6 +73,62 @@ pub struct CompareArgs {
     /// Name of this run's raw-data directory (default: `quick` or `full`).
     #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CiArgs {
+    /// Fail when an instruction count grows more than this many percent
+    /// (default: the baseline file's, 2).
+    #[arg(long, value_name = "PCT")]
+    pub threshold: Option<f64>,
+    /// A threshold for one benchmark, as ID=PCT (repeatable), e.g.
+    /// `instructions::token_verify=5`.
+    #[arg(long, value_name = "ID=PCT", value_parser = parse_override)]
+    pub threshold_for: Vec<(String, f64)>,
+    /// Skip the latency trend (instruction counts only: the fast, deterministic gate).
+    #[arg(long)]
+    pub no_latency: bool,
+    /// Make latency regressions fail the gate (they only warn by default).
+    #[arg(long)]
+    pub fail_on_latency: bool,
+    /// Normalised latency growth that counts as a regression, percent
+    /// (it must also fall outside the spread of the repeats).
+    #[arg(long, value_name = "PCT", default_value_t = 15.0)]
+    pub latency_threshold: f64,
+    /// Repeats of the latency set (interleaved).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub repeats: usize,
+    /// An absolute goose rule for the load runs, e.g. "p99<5ms" (repeatable;
+    /// a failing rule fails the gate).
+    #[arg(long = "goose-threshold", value_name = "RULE")]
+    pub goose_threshold: Vec<String>,
+    /// Rewrite the baseline files from this run (commit, toolchain and
+    /// machine are recorded in them).
+    #[arg(long)]
+    pub update_baseline: bool,
+    /// Baseline directory.
+    #[arg(long, value_name = "DIR", default_value = "results/baseline")]
+    pub baseline: PathBuf,
+    /// Where to write bmf.json, github-action-benchmark.json and summary.md.
+    #[arg(long, value_name = "DIR", default_value = "target/statebench-ci")]
+    pub out: PathBuf,
+    /// Cargo features to build the benchmarks with (`inject-slowdown`
+    /// proves the gate catches a regression).
+    #[arg(long, value_name = "FEATURES")]
+    pub cargo_features: Option<String>,
+}
+
+fn parse_override(s: &str) -> Result<(String, f64), String> {
+    let (id, pct) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("expected ID=PCT, got {s:?}"))?;
+    let pct: f64 = pct
+        .parse()
+        .map_err(|_| format!("{pct:?} is not a number of percent"))?;
+    if id.is_empty() || !(0.0..=1000.0).contains(&pct) {
+        return Err(format!("expected ID=PCT with PCT in 0..=1000, got {s:?}"));
+    }
+    Ok((id.to_owned(), pct))
 }
 
 #[derive(Debug, Args)]
@@ -244,10 +304,15 @@ pub struct ServeArgs {
 
 /// Runs the command line; errors are printed as one line.
 pub fn main(cli: Cli) -> ExitCode {
+    // The gate starts and stops servers in-process; their info lines are noise there.
+    let default_filter = match cli.command {
+        Command::Ci(_) => "warn,goose=error",
+        _ => "info,goose=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,goose=error".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -261,6 +326,10 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Compare(args) => runtime.block_on(compare(args)),
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Ci(args) => {
+            drop(runtime);
+            return ci(args);
+        }
         Command::Micro(args) => micro(args),
         Command::Load(args) => runtime.block_on(load(args)),
         Command::Merge(args) => merge(args),
@@ -272,6 +341,44 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `statebench ci`: the gate; its exit code is the verdict.
+pub fn ci(args: CiArgs) -> ExitCode {
+    use crate::ci::{Options, Verdict};
+    let root = match std::env::current_dir() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let opts = Options {
+        root,
+        baseline_dir: args.baseline,
+        out_dir: args.out,
+        threshold_pct: args.threshold,
+        thresholds_for: args.threshold_for,
+        latency_threshold_pct: args.latency_threshold,
+        repeats: args.repeats.max(1),
+        latency: !args.no_latency,
+        fail_on_latency: args.fail_on_latency,
+        goose_thresholds: args.goose_threshold,
+        update_baseline: args.update_baseline,
+        cargo_features: args.cargo_features,
+    };
+    let verdict = crate::ci::run(&opts);
+    match &verdict {
+        Verdict::Pass => eprintln!("statebench ci: no regression"),
+        Verdict::Regression(r) => {
+            eprintln!("statebench ci: {} regression(s)", r.len());
+            for line in r {
+                eprintln!("  {line}");
+            }
+        }
+        Verdict::CannotMeasure(why) => eprintln!("statebench ci: could not measure: {why}"),
+    }
+    ExitCode::from(verdict.code())
 }
 
 /// `statebench compare`: the matrices, then the report.
@@ -360,7 +467,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
 
 /// Starts a server with default settings on a free loopback port; it stops
 /// when the returned sender is dropped.
-async fn start_local(arch: Arch) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
+pub async fn start_local(arch: Arch) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
     let metrics = Metrics::new();
     let clock: SharedClock = Arc::new(SystemClock);
     let timeout = ServeOptions::default().request_timeout;

@@ -18,12 +18,15 @@
 //!   and the embedded load balancer;
 //! - [`compare`]: the scaling comparison — replicas as child processes, the
 //!   matrices, `results/REPORT.md`;
+//! - [`ci`]: the regression gate — instruction counts against a committed
+//!   baseline, a noise-controlled latency trend, dashboard exports;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over
 //! loopback sockets; `benches/` hold the micro-benchmarks; `results/` what
 //! the benchmarks and load runs produced.
 
+pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod compare;
@@ -38,3 +41,16 @@ pub mod server;
 pub mod session;
 pub mod token;
 pub mod workload;
+
+/// Extra work in every token verification, for the test that proves the
+/// CI gate catches a regression. Only built with the `inject-slowdown`
+/// feature, which nothing enables by default.
+#[cfg(feature = "inject-slowdown")]
+#[inline(never)]
+pub fn injected_slowdown() {
+    let mut x = 0u64;
+    for i in 0..2_000u64 {
+        x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+    }
+    std::hint::black_box(x);
+}

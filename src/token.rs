@@ -154,6 +154,8 @@ impl TokenService {
         if token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::TooLarge);
         }
+        #[cfg(feature = "inject-slowdown")]
+        crate::injected_slowdown();
         let data = jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)?;
         if data.header.crit.is_some() {
             return Err(TokenError::CriticalHeader);

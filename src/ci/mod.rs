@@ -1,0 +1,201 @@
+//! `statebench ci`: a latency regression gate that CI can trust.
+//!
+//! - [`gate`]: the deterministic part. Instruction counts (gungraun under
+//!   Callgrind) do not drift with machine load, so each is compared with the
+//!   committed baseline in `results/baseline/instructions.json` and fails
+//!   beyond a threshold (2% by default, per benchmark if set).
+//! - [`latency`]: the wall-clock trend. A pinned set of criterion ids and
+//!   short load runs, repeated and interleaved; each figure is divided by a
+//!   calibration measured in the same repeat (the raw HMAC floor, `/healthz`),
+//!   and a change counts only when it exceeds the threshold *and* leaves the
+//!   spread of the repeats. It warns unless `--fail-on-latency`.
+//! - [`export`]: Bencher Metric Format, github-action-benchmark JSON and a
+//!   markdown summary.
+//!
+//! Exit codes: 0 no regression, 1 regression, 2 could not measure.
+
+pub mod export;
+pub mod gate;
+pub mod latency;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a baseline came from.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Provenance {
+    pub commit: String,
+    pub rustc: String,
+    pub machine: String,
+    pub generated_at: String,
+}
+
+impl Provenance {
+    pub fn capture(root: &std::path::Path) -> Self {
+        let env = crate::report::env::Environment::capture(root);
+        Self {
+            commit: env.commit,
+            rustc: env.rustc,
+            machine: format!("{} ({} cores), {}", env.cpu_model, env.cores, env.os),
+            generated_at: env.generated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The checkout (benches/ and Cargo.toml).
+    pub root: PathBuf,
+    pub baseline_dir: PathBuf,
+    pub out_dir: PathBuf,
+    /// Default instruction-count threshold, percent.
+    pub threshold_pct: Option<f64>,
+    /// Per-benchmark overrides (`id=percent`).
+    pub thresholds_for: Vec<(String, f64)>,
+    /// Latency: normalised change that counts, percent.
+    pub latency_threshold_pct: f64,
+    pub repeats: usize,
+    pub latency: bool,
+    pub fail_on_latency: bool,
+    /// goose `--threshold` rules for the load runs (absolute limits).
+    pub goose_thresholds: Vec<String>,
+    pub update_baseline: bool,
+    /// Cargo features to build the benchmarks with.
+    pub cargo_features: Option<String>,
+}
+
+/// The gate's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Pass,
+    Regression(Vec<String>),
+    CannotMeasure(String),
+}
+
+impl Verdict {
+    pub fn code(&self) -> u8 {
+        match self {
+            Self::Pass => 0,
+            Self::Regression(_) => 1,
+            Self::CannotMeasure(_) => 2,
+        }
+    }
+}
+
+/// Runs the gate (and the trend unless disabled), writes the exports.
+pub fn run(opts: &Options) -> Verdict {
+    match run_inner(opts) {
+        Ok(v) => v,
+        Err(e) => Verdict::CannotMeasure(format!("{e:#}")),
+    }
+}
+
+fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
+    if let Some(missing) = ["valgrind", "gungraun-runner"]
+        .into_iter()
+        .find(|t| !crate::compare::fleet::installed(t))
+    {
+        return Ok(Verdict::CannotMeasure(format!(
+            "{missing} is not installed (the instruction counts need valgrind and gungraun-runner 0.20)"
+        )));
+    }
+    if !opts.root.join("benches/instructions.rs").exists() {
+        return Ok(Verdict::CannotMeasure(format!(
+            "run `statebench ci` from the statebench checkout ({} has no benches/)",
+            opts.root.display()
+        )));
+    }
+    std::fs::create_dir_all(&opts.out_dir)?;
+    let provenance = Provenance::capture(&opts.root);
+
+    eprintln!("instruction counts: cargo bench --bench instructions …");
+    let counts = gate::measure(opts)?;
+    let mut baseline = gate::Baseline::load(&opts.baseline_dir)?;
+    if let Some(t) = opts.threshold_pct {
+        baseline.default_threshold_pct = t;
+    }
+    for (id, t) in &opts.thresholds_for {
+        baseline.thresholds_pct.insert(id.clone(), *t);
+    }
+    let rows = gate::compare(&baseline, &counts);
+
+    let trend = if opts.latency {
+        Some(latency::measure(opts)?)
+    } else {
+        None
+    };
+    let latency_base = latency::Baseline::load(&opts.baseline_dir)?;
+    let latency_rows = trend
+        .as_ref()
+        .map(|t| latency::compare(&latency_base, t, opts.latency_threshold_pct))
+        .unwrap_or_default();
+
+    let mut regressions: Vec<String> = rows
+        .iter()
+        .filter(|r| r.regressed)
+        .map(gate::Row::describe)
+        .collect();
+    let latency_regressions: Vec<String> = latency_rows
+        .iter()
+        .filter(|r| r.regressed)
+        .map(latency::Row::describe)
+        .collect();
+    let goose_failures: Vec<String> = trend
+        .as_ref()
+        .map(|t| t.threshold_failures.clone())
+        .unwrap_or_default();
+    if opts.fail_on_latency {
+        regressions.extend(latency_regressions.iter().cloned());
+    }
+    regressions.extend(
+        goose_failures
+            .iter()
+            .map(|f| format!("goose threshold failed: {f}")),
+    );
+
+    export::write_all(
+        &opts.out_dir,
+        &rows,
+        trend.as_ref(),
+        &latency_rows,
+        &regressions,
+        &latency_regressions,
+        &provenance,
+    )?;
+    print!(
+        "{}",
+        export::markdown(
+            &rows,
+            &latency_rows,
+            &regressions,
+            &latency_regressions,
+            opts.fail_on_latency
+        )
+    );
+
+    if opts.update_baseline {
+        baseline.provenance = provenance.clone();
+        baseline.instructions = counts
+            .iter()
+            .map(|c| (c.id.clone(), c.instructions))
+            .collect();
+        baseline.save(&opts.baseline_dir)?;
+        if let Some(t) = &trend {
+            latency::Baseline::from_trend(t, provenance).save(&opts.baseline_dir)?;
+        }
+        eprintln!("baseline updated in {}", opts.baseline_dir.display());
+        return Ok(Verdict::Pass);
+    }
+    if baseline.instructions.is_empty() {
+        return Ok(Verdict::CannotMeasure(format!(
+            "no baseline in {} (create it with --update-baseline)",
+            opts.baseline_dir.display()
+        )));
+    }
+    Ok(if regressions.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Regression(regressions)
+    })
+}
