@@ -73,6 +73,10 @@ pub struct CompareArgs {
     /// Name of this run's raw-data directory (default: `quick` or `full`).
     #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
+    /// Do not measure: rewrite REPORT.md and the charts from the run's saved
+    /// cells.json.
+    #[arg(long)]
+    pub report_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -404,6 +408,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         exe,
         root,
     };
+    if args.report_only {
+        let report = crate::compare::report_only(&options)?;
+        println!("wrote {}", report.display());
+        return Ok(());
+    }
     eprintln!(
         "statebench compare{}: replicas on 127.0.0.1, every run bounded in time",
         if options.quick { " --quick" } else { "" }

@@ -160,6 +160,20 @@ pub struct RunRecord {
     pub elapsed_secs: f64,
 }
 
+/// Rewrites the report from a run's saved `cells.json` (no measuring).
+pub fn report_only(options: &Options) -> anyhow::Result<PathBuf> {
+    let dir = options.results.join("load").join(&options.run_name);
+    let path = dir.join("cells.json");
+    let bytes = std::fs::read(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read {} (run compare first): {e}", path.display()))?;
+    let record: RunRecord = serde_json::from_slice(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a compare record: {e}", path.display()))?;
+    let env: crate::report::env::Environment =
+        serde_json::from_value(record.environment.clone())
+            .map_err(|e| anyhow::anyhow!("{}: environment: {e}", path.display()))?;
+    report::write(&record, &env, &options.results, &dir)
+}
+
 /// Runs the comparison; returns the path of the report.
 pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     let started = std::time::Instant::now();

@@ -590,12 +590,20 @@ fn notes(c: &Cell) -> String {
 
 type DrawResult = Result<Vec<String>, Box<dyn std::error::Error>>;
 
+/// Each value once, in order of first appearance.
+fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
 fn draw(all: &[Cell], dir: &Path, caption: &str) -> DrawResult {
     let mut drawn = Vec::new();
-    let mut servers: Vec<&str> = cells(all, "concurrency")
-        .map(|c| c.server.as_str())
-        .collect();
-    servers.dedup();
+    let servers = distinct(cells(all, "concurrency").map(|c| c.server.as_str()));
     let series: Vec<Series> = servers
         .iter()
         .map(|s| Series {
@@ -687,10 +695,7 @@ fn draw(all: &[Cell], dir: &Path, caption: &str) -> DrawResult {
         )?;
         drawn.push("sessions_lost.svg".into());
     }
-    let mut sizes: Vec<&str> = cells(all, "state-size")
-        .map(|c| c.server.as_str())
-        .collect();
-    sizes.dedup();
+    let sizes = distinct(cells(all, "state-size").map(|c| c.server.as_str()));
     let series: Vec<Series> = sizes
         .iter()
         .map(|s| Series {

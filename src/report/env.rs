@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Crates whose versions decide the figures.
 const CRATES: [&str; 12] = [
@@ -22,7 +22,7 @@ const CRATES: [&str; 12] = [
     "criterion",
 ];
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Environment {
     pub commit: String,
     pub rustc: String,
