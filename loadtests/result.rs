@@ -95,6 +95,10 @@ pub struct LoadResult {
     /// goose `--threshold` rules that failed (rule: observed).
     #[serde(default)]
     pub threshold_failures: Vec<String>,
+    /// Which commit, toolchain and machine produced it (one line per
+    /// machine once merged).
+    #[serde(default)]
+    pub provenance: Vec<String>,
 }
 
 impl LoadResult {
@@ -153,6 +157,11 @@ impl LoadResult {
         self.chat_delivered += other.chat_delivered;
         self.threshold_failures
             .extend(other.threshold_failures.iter().cloned());
+        for p in &other.provenance {
+            if !self.provenance.contains(p) {
+                self.provenance.push(p.clone());
+            }
+        }
     }
 
     /// `name`'s stats, if that request was made.

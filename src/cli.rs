@@ -467,6 +467,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     drop(local);
     print!("{}", result.table());
     if let Some(path) = &args.save {
+        let mut result = result;
+        let root = std::env::current_dir()?;
+        result.provenance = vec![crate::report::env::Environment::capture(&root).one_line()];
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("saved {}", path.display());

@@ -54,12 +54,19 @@ pub struct Runner {
     client: reqwest::Client,
     progress: ProgressBar,
     serial: usize,
+    /// Commit, toolchain and machine, written into every raw result.
+    provenance: String,
     pub cells: Vec<Cell>,
     pub skipped: Vec<String>,
 }
 
 impl Runner {
-    pub async fn new(opts: &Options, dir: &Path, work: &Path) -> anyhow::Result<Self> {
+    pub async fn new(
+        opts: &Options,
+        dir: &Path,
+        work: &Path,
+        provenance: String,
+    ) -> anyhow::Result<Self> {
         let mut skipped = Vec::new();
         let redis = if installed("redis-server") {
             Some(RedisServer::start(work).await?)
@@ -96,6 +103,7 @@ impl Runner {
             client: reqwest::Client::new(),
             progress,
             serial: 0,
+            provenance,
             cells: Vec::new(),
             skipped,
         };
@@ -428,9 +436,11 @@ impl Runner {
 
     fn save(&self, cell: &Cell, result: &LoadResult) -> anyhow::Result<()> {
         let name = cell.id.replace('/', "_");
+        let mut result = result.clone();
+        result.provenance = vec![self.provenance.clone()];
         std::fs::write(
             self.dir.join("raw").join(format!("{name}.json")),
-            serde_json::to_vec_pretty(result)?,
+            serde_json::to_vec_pretty(&result)?,
         )?;
         Ok(())
     }

@@ -184,7 +184,7 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempdir()?;
     let env = crate::report::env::Environment::capture(&options.root);
-    let mut runner = matrix::Runner::new(&options, &dir, &work).await?;
+    let mut runner = matrix::Runner::new(&options, &dir, &work, env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
     let quiet = StdoutSilenced::new();
