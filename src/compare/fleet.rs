@@ -105,7 +105,7 @@ impl Launcher {
         let logs = self.work.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-        let mut child = Command::new(&self.exe)
+        let mut child = orphan_proof(Command::new(&self.exe))
             .args(&args)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -196,6 +196,19 @@ pub fn count_requests(exposition: &str) -> u64 {
         .sum()
 }
 
+/// The child gets SIGKILL if this process dies without cleaning up (a
+/// second Ctrl-C, a crash), so no replica outlives its run.
+fn orphan_proof(mut cmd: Command) -> Command {
+    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd
+}
+
 fn signal(pid: u32, sig: libc::c_int) {
     // SAFETY: kill(2) with a pid this process spawned and still owns.
     unsafe {
@@ -239,7 +252,7 @@ pub struct RedisServer {
 impl RedisServer {
     pub async fn start(work: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = Command::new("redis-server")
+        let child = orphan_proof(Command::new("redis-server"))
             .args([
                 "--port",
                 &port.to_string(),
@@ -335,7 +348,7 @@ impl Haproxy {
 
     fn launch(config: &Path) -> anyhow::Result<Child> {
         let log = std::fs::File::create(config.with_extension("log"))?;
-        Command::new("haproxy")
+        orphan_proof(Command::new("haproxy"))
             .args(["-f", &config.display().to_string(), "-db"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

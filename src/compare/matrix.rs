@@ -301,6 +301,11 @@ impl Runner {
     }
 
     async fn fleet(&mut self, spec: &ServerSpec, n: usize) -> anyhow::Result<Vec<Replica>> {
+        if super::stopping() {
+            anyhow::bail!(
+                "interrupted: every child process stopped; cells so far are in cells.json"
+            );
+        }
         self.serial += 1;
         let mut spec = spec.clone();
         spec.redis_prefix = format!("statebench-compare-{}-{}", std::process::id(), self.serial);
@@ -903,7 +908,8 @@ fn fill_from_result(cell: &mut Cell, result: &LoadResult, wall_s: f64) {
         cell.p99_us = r.quantile_us(0.99);
         cell.p999_us = r.quantile_us(0.999);
         cell.max_us = Some(r.max_us);
-        cell.achieved_rps = r.count() as f64 / result.duration_secs.max(wall_s.min(1.0)).max(1e-9);
+        // The run's own clock: goose reports whole seconds only.
+        cell.achieved_rps = r.count() as f64 / wall_s.max(1e-3);
         cell.miss_rate = result.miss_rate(&cell.request);
     }
     cell.requests = result.total_requests();

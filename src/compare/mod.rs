@@ -184,14 +184,12 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempdir()?;
     let env = crate::report::env::Environment::capture(&options.root);
+    stop_on_signals();
     let mut runner = matrix::Runner::new(&options, &dir, &work, env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
     let quiet = StdoutSilenced::new();
-    let outcome = tokio::select! {
-        r = runner.all() => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
-    };
+    let outcome = runner.all().await;
     drop(quiet);
     runner.finish_progress();
     let record = RunRecord {
@@ -208,6 +206,24 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     outcome?;
     let report = report::write(&record, &env, &options.results, &dir)?;
     Ok(report)
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Ctrl-C or SIGTERM: end the running load at once (goose's killswitch),
+/// then stop before the next cell, so every child process is stopped on
+/// the way out. Installed before goose's own handler, which then stands
+/// aside.
+fn stop_on_signals() {
+    let _ = ctrlc::set_handler(|| {
+        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+        goose::trigger_killswitch("statebench compare interrupted");
+    });
+}
+
+/// Whether a stop was asked for.
+pub fn stopping() -> bool {
+    STOP.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Points stdout at /dev/null until dropped.
