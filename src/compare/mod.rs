@@ -177,13 +177,15 @@ pub fn report_only(options: &Options) -> anyhow::Result<PathBuf> {
 /// Runs the comparison; returns the path of the report.
 pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     let started = std::time::Instant::now();
+    // Before anything is written: a rerun replaces committed results, and
+    // the commit it names must not read as modified because of that.
+    let env = crate::report::env::Environment::capture(&options.root);
     let dir = options.results.join("load").join(&options.run_name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempdir()?;
-    let env = crate::report::env::Environment::capture(&options.root);
     stop_on_signals();
     let mut runner = matrix::Runner::new(&options, &dir, &work, env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
