@@ -218,19 +218,25 @@ fn hash(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The fraction of `users` whose replica changes when `slot` goes down
-/// (consistent hashing moves only that replica's share).
-pub fn remapped_fraction(balancer: &Balancer, users: u64, slot: usize) -> f64 {
+/// The fraction of `users` (ids 0..users) whose replica changes across `change`.
+pub fn remapped_by(balancer: &Balancer, users: u64, change: impl FnOnce(&Balancer)) -> f64 {
     let before: Vec<_> = (0..users).map(|u| balancer.ring_owner(u)).collect();
-    let was_up = balancer.slots.read().expect("balancer lock")[slot].up;
-    balancer.mark_down(slot);
+    change(balancer);
     let moved = (0..users)
         .filter(|&u| balancer.ring_owner(u) != before[u as usize])
         .count();
+    moved as f64 / users.max(1) as f64
+}
+
+/// The fraction of `users` whose replica changes when `slot` goes down
+/// (consistent hashing moves only that replica's share).
+pub fn remapped_fraction(balancer: &Balancer, users: u64, slot: usize) -> f64 {
+    let was_up = balancer.slots.read().expect("balancer lock")[slot].up;
+    let moved = remapped_by(balancer, users, |b| b.mark_down(slot));
     if was_up {
         balancer.slots.write().expect("balancer lock")[slot].up = true;
     }
-    moved as f64 / users.max(1) as f64
+    moved
 }
 
 #[cfg(test)]

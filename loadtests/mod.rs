@@ -240,12 +240,13 @@ impl Shared {
         path: &str,
     ) -> Result<(usize, String), Box<TransactionError>> {
         let id = user.weighted_users_index as u64;
-        let mut state = user
-            .get_session_data::<State>()
-            .cloned()
-            .unwrap_or_default();
-        let picked = self.balancer.pick(id, &mut state.affinity);
-        user.set_session_data(state);
+        if user.get_session_data::<State>().is_none() {
+            user.set_session_data(State::default());
+        }
+        // In place: no copy of the token on every request.
+        let picked = user
+            .get_session_data_mut::<State>()
+            .and_then(|state| self.balancer.pick(id, &mut state.affinity));
         let (slot, base) = picked.ok_or_else(|| broken("no replica is up"))?;
         Ok((slot, format!("{base}{path}")))
     }

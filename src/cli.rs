@@ -581,7 +581,10 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
         anyhow::ensure!(status.success(), "cargo bench failed ({status})");
         if args.no_instructions {
             eprintln!("instruction counts skipped (--no-instructions)");
-        } else if let Some(missing) = missing_tool(&["valgrind", "gungraun-runner"]) {
+        } else if let Some(missing) = ["valgrind", "gungraun-runner"]
+            .into_iter()
+            .find(|t| !crate::compare::fleet::installed(t))
+        {
             eprintln!("instruction counts skipped: {missing} is not installed (see README)");
         } else {
             let status = std::process::Command::new("cargo")
@@ -617,18 +620,6 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
         println!("- {f}");
     }
     Ok(())
-}
-
-/// The first of `tools` that cannot be run, if any.
-fn missing_tool(tools: &[&'static str]) -> Option<&'static str> {
-    tools.iter().copied().find(|t| {
-        std::process::Command::new(t)
-            .arg("--version")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_err()
-    })
 }
 
 fn secs(s: u64) -> Duration {

@@ -743,14 +743,9 @@ impl Runner {
                 1,
             );
             cell.remapped_fraction = Some(match event {
-                "add" => {
-                    let before: Vec<_> = (0..10_000).map(|u| scratch.ring_owner(u)).collect();
-                    scratch.add("http://127.0.0.1:9".into());
-                    (0..10_000u64)
-                        .filter(|&u| scratch.ring_owner(u) != before[u as usize])
-                        .count() as f64
-                        / 10_000.0
-                }
+                "add" => loadtests::balance::remapped_by(&scratch, 10_000, |b| {
+                    b.add("http://127.0.0.1:9".into());
+                }),
                 _ => loadtests::balance::remapped_fraction(&scratch, 10_000, 1),
             });
         }
