@@ -166,11 +166,16 @@ impl Balancer {
         }
     }
 
-    /// Marks a slot down if `url` is still its address (a refused connection).
+    /// Marks a slot down if `url` is still its address (a refused
+    /// connection). The last slot up stays up: with nowhere else to go,
+    /// requests keep going to it and fail (and the users back off), as a
+    /// balancer answers 503 rather than nothing when every server is down.
     pub fn report_refused(&self, slot: usize, url: &str) {
         let mut slots = self.slots.write().expect("balancer lock");
+        let others_up = slots.iter().enumerate().any(|(i, s)| i != slot && s.up);
         if let Some(s) = slots.get_mut(slot)
             && s.url == url
+            && others_up
         {
             s.up = false;
         }

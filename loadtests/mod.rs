@@ -30,11 +30,13 @@ pub mod stateless;
 pub mod ws_chat;
 pub mod ws_echo;
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
 
 pub use balance::{Affinity, Balancer, Policy};
 pub use result::LoadResult;
@@ -206,6 +208,25 @@ pub struct Shared {
     pub chat: ws_chat::ChatStats,
     /// The zero of timestamps carried inside chat messages.
     pub epoch: Instant,
+    /// Requests that got an answer (any HTTP status, a WebSocket
+    /// handshake), and connections the target refused: together they tell
+    /// a dead target from a live one.
+    pub answered: AtomicU64,
+    pub refused: AtomicU64,
+    /// Failed requests that carried no HTTP status, by kind (`connect`,
+    /// `reset`, `timeout`, `ws close 1011`, …). HTTP statuses come from
+    /// goose. Counted, never stored one by one: memory stays flat however
+    /// many fail. A `std` mutex: held for one map update, never across an
+    /// await.
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Cancelled when the run must end now (a stop, the run time overrun,
+    /// a dead target): requests in flight are abandoned, so a target that
+    /// never answers cannot hold the run.
+    pub cancel: CancellationToken,
+    /// Each user's current back-off after failures without an answer (ms;
+    /// 0: none), by user index. Kept here, not in goose's session data,
+    /// which holds one value per user and belongs to the scenario.
+    backoff_ms: Vec<std::sync::atomic::AtomicU32>,
 }
 
 impl Shared {
@@ -230,7 +251,26 @@ impl Shared {
             requests_sent: AtomicU64::new(0),
             chat: ws_chat::ChatStats::default(),
             epoch: Instant::now(),
+            answered: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            errors: Mutex::new(BTreeMap::new()),
+            cancel: CancellationToken::new(),
+            backoff_ms: (0..config.users.max(1))
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
         })
+    }
+
+    /// Counts one failed request of `kind` that has no HTTP status.
+    pub(crate) fn count_error(&self, kind: &str) {
+        if let Ok(mut e) = self.errors.lock() {
+            match e.get_mut(kind) {
+                Some(n) => *n += 1,
+                None => {
+                    e.insert(kind.to_owned(), 1);
+                }
+            }
+        }
     }
 
     /// The full URL of `path` on the replica this user's request goes to.
@@ -267,16 +307,40 @@ pub async fn run(config: &LoadConfig) -> anyhow::Result<LoadResult> {
     run_shared(config, Shared::new(config)).await
 }
 
+/// Why a run could not measure its target.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("{0} refused every connection (is the server running?)")]
+    Refused(String),
+    #[error("{0} answered no request in {1} s (it accepts connections but never responds)")]
+    Silent(String, u64),
+}
+
+/// How long a target may refuse every connection before the run gives up.
+const REFUSED_FOR: Duration = Duration::from_secs(2);
+/// How long past its planned end a run may go before requests in flight
+/// are abandoned.
+const OVERRUN: Duration = Duration::from_secs(1);
+
 /// Runs one load test with a [`Shared`] the caller keeps (to change the
 /// replica set mid-run and read the counters afterwards).
+///
+/// The run ends by itself whatever the target does: a watchdog stops it
+/// on a stop request ([`crate::stop`]), when it overruns its planned time,
+/// and when the target has refused every connection for 2 s
+/// ([`TargetError::Refused`]).
 pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Result<LoadResult> {
     let goose_config = goose::config::GooseConfiguration::parse_args_default(&config.goose_args())
         .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?;
-    let outcome = GooseAttack::initialize_with_config(goose_config)
+    let attack = GooseAttack::initialize_with_config(goose_config)
         .map_err(|e| anyhow::anyhow!("goose: {e}"))?
-        .register_scenario(config.scenario.scenario(&shared))
-        .execute()
-        .await;
+        .register_scenario(config.scenario.scenario(&shared));
+    let ramp = Duration::from_secs_f64(config.users as f64 / config.increase_rate.max(0.01));
+    let deadline = Instant::now() + ramp + config.run_time + OVERRUN;
+    let watchdog = tokio::spawn(watch(Arc::clone(&shared), deadline));
+    let outcome = attack.execute().await;
+    watchdog.abort();
+    shared.cancel.cancel();
     let (mut result, failed) = match outcome {
         Ok(metrics) => (LoadResult::from_goose(config, &metrics), Vec::new()),
         // The run happened; a rule given with --threshold failed.
@@ -285,6 +349,13 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         }
         Err(e) => return Err(anyhow::anyhow!("load test failed: {e}")),
     };
+    let answered = shared.answered.load(Ordering::Relaxed);
+    if answered == 0 && crate::stop::requested().is_none() {
+        if shared.refused.load(Ordering::Relaxed) > 0 {
+            return Err(TargetError::Refused(config.target.clone()).into());
+        }
+        return Err(TargetError::Silent(config.target.clone(), config.run_time.as_secs()).into());
+    }
     result.threshold_failures = failed
         .iter()
         .map(|f| format!("{}: observed {}", f.rule, f.observed))
@@ -296,7 +367,100 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     if config.scenario == ScenarioKind::WsChat {
         shared.chat.add_to(&mut result);
     }
+    if let Ok(errors) = shared.errors.lock() {
+        for (kind, n) in errors.iter() {
+            *result.errors.entry(kind.clone()).or_default() += n;
+        }
+    }
     Ok(result)
+}
+
+/// Ends the run early when it must (see [`run_shared`]). goose clears its
+/// killswitch when a run starts, so the switch is tripped again on every
+/// tick until the run is over and this task is aborted.
+async fn watch(shared: Arc<Shared>, deadline: Instant) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let dead = started.elapsed() >= REFUSED_FOR
+            && shared.answered.load(Ordering::Relaxed) == 0
+            && shared.refused.load(Ordering::Relaxed) > 0;
+        let why = if let Some(r) = crate::stop::requested() {
+            format!("stopped by {r}")
+        } else if dead {
+            "the target refused every connection".into()
+        } else if Instant::now() >= deadline {
+            "the run overran its time".into()
+        } else {
+            continue;
+        };
+        shared.cancel.cancel();
+        goose::trigger_killswitch(&why);
+    }
+}
+
+/// A failed request's kind, from the client's error.
+pub(crate) fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        return "timeout";
+    }
+    if e.is_connect() {
+        return "connect";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+            ) {
+                return "reset";
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return "reset";
+        }
+        source = s.source();
+    }
+    if e.is_body() || e.is_decode() {
+        return "body";
+    }
+    "other"
+}
+
+/// After a failure that had no answer, waits before the user's next
+/// request (10 ms, doubling to 500 ms), so a dead target is not hammered
+/// in a tight loop; any answer resets it.
+pub(crate) async fn back_off(user: &GooseUser, shared: &Shared) {
+    let slot = &shared.backoff_ms[user.weighted_users_index % shared.backoff_ms.len()];
+    let wait = (slot.load(Ordering::Relaxed) * 2).clamp(10, 500);
+    slot.store(wait, Ordering::Relaxed);
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(wait.into())) => {}
+        () = shared.cancel.cancelled() => {}
+    }
+}
+
+/// A request got an answer: the target is alive, and this user's back-off
+/// starts over.
+pub(crate) fn answered(user: &GooseUser, shared: &Shared) {
+    shared.answered.fetch_add(1, Ordering::Relaxed);
+    let slot = &shared.backoff_ms[user.weighted_users_index % shared.backoff_ms.len()];
+    if slot.load(Ordering::Relaxed) != 0 {
+        slot.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The error a user's transaction ends with when the run is cut short.
+/// It comes after a pause: goose asks a user to exit only between
+/// transactions, and a user whose transactions return at once would spin
+/// without yielding, starving goose's own tasks on the runtime.
+pub(crate) async fn stopped() -> Box<TransactionError> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    broken("run stopped")
 }
 
 /// A transaction error for a response that breaks the contract.
@@ -377,15 +541,25 @@ pub(crate) async fn send(
         .name(name)
         .set_request_builder(builder)
         .build();
-    let goose = user.request(request).await?;
+    let goose = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => return Err(stopped().await),
+        goose = user.request(request) => goose?,
+    };
     match goose.response {
-        Ok(r) => Ok(r),
+        Ok(r) => {
+            answered(user, shared);
+            Ok(r)
+        }
         Err(e) => {
             shared.trouble();
+            shared.count_error(transport_kind(&e));
             if e.is_connect() {
+                shared.refused.fetch_add(1, Ordering::Relaxed);
                 let base = url.strip_suffix(path).unwrap_or(&url);
                 shared.balancer.report_refused(slot, base);
             }
+            back_off(user, shared).await;
             Err(Box::new(TransactionError::Reqwest(e)))
         }
     }

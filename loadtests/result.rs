@@ -95,6 +95,12 @@ pub struct LoadResult {
     /// goose `--threshold` rules that failed (rule: observed).
     #[serde(default)]
     pub threshold_failures: Vec<String>,
+    /// Failed requests by kind: an HTTP status (`403`), or for a request
+    /// that got none `connect`, `reset`, `timeout`, `body`, `other`, or a
+    /// WebSocket outcome (`ws close 1011`, `ws closed`, `ws error`). The
+    /// counts add up to the failures.
+    #[serde(default)]
+    pub errors: BTreeMap<String, u64>,
     /// Which commit, toolchain and machine produced it (one line per
     /// machine once merged).
     #[serde(default)]
@@ -121,9 +127,23 @@ impl LoadResult {
             };
             requests.insert(key.clone(), stats);
         }
+        // HTTP statuses that failed; failures without a status are counted
+        // by kind as they happen (`Shared::errors`).
+        let mut errors = BTreeMap::new();
+        for (key, stats) in &requests {
+            if key.starts_with("WS ") {
+                continue;
+            }
+            for (&code, &n) in &stats.status_codes {
+                if code >= 400 {
+                    *errors.entry(code.to_string()).or_default() += n;
+                }
+            }
+        }
         Self {
             scenario: config.scenario.name().to_owned(),
             target: config.target.clone(),
+            errors,
             users: config.users,
             duration_secs: metrics.duration as f64,
             requests,
@@ -157,6 +177,9 @@ impl LoadResult {
         self.chat_delivered += other.chat_delivered;
         self.threshold_failures
             .extend(other.threshold_failures.iter().cloned());
+        for (kind, n) in &other.errors {
+            *self.errors.entry(kind.clone()).or_default() += n;
+        }
         for p in &other.provenance {
             if !self.provenance.contains(p) {
                 self.provenance.push(p.clone());
@@ -237,7 +260,21 @@ impl LoadResult {
                 r.max_us
             ));
         }
+        if !self.errors.is_empty() {
+            let kinds: Vec<String> = self
+                .errors
+                .iter()
+                .map(|(k, n)| format!("{n}× {k}"))
+                .collect();
+            out.push_str(&format!("errors: {}\n", kinds.join(", ")));
+        }
         out
+    }
+
+    /// Failed requests counted by kind (equal to the failures when every
+    /// failure was classified).
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
     }
 }
 

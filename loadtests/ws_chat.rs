@@ -18,8 +18,8 @@ use goose::prelude::*;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::result::RequestStats;
-use super::ws_echo::{Socket, open, ws_url};
-use super::{LoadResult, Shared, broken, tx};
+use super::ws_echo::{Socket, WsFailure, open, record, ws_url};
+use super::{LoadResult, Shared, broken, stopped, tx};
 
 /// Fan-out counters shared by every chat user of a run (and their readers).
 #[derive(Default, Clone)]
@@ -119,7 +119,7 @@ pub fn scenario(shared: &Arc<Shared>) -> Scenario {
 async fn join(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let room = user.weighted_users_index / shared.room_size;
     let url = ws_url(user, shared, &format!("/chat/room-{room}"))?;
-    let socket = open(user, &url).await?;
+    let socket = open(user, shared, &url).await?;
     let (sink, stream) = socket.split();
     shared.chat.join(room);
     tokio::spawn(read(stream, shared.epoch, shared.chat.clone()));
@@ -150,7 +150,8 @@ async fn read(mut stream: SplitStream<Socket>, epoch: Instant, stats: ChatStats)
 
 async fn post(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let Some(mut member) = user.get_session_data::<Member>().cloned() else {
-        return Err(broken("ws-chat: not in a room"));
+        // The join failed (and was counted): try again, after the back-off.
+        return join(user, shared).await;
     };
     member.sent += 1;
     let sent_at = shared.epoch.elapsed().as_micros() as u64;
@@ -163,23 +164,28 @@ async fn post(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
         .expected
         .fetch_add(shared.chat.members(member.room), Ordering::Relaxed);
     let started = Instant::now();
-    let outcome = member.sink.lock().await.send(Message::text(text)).await;
+    let outcome = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => return Err(stopped().await),
+        r = async { member.sink.lock().await.send(Message::text(text)).await } => r,
+    };
     let elapsed = started.elapsed();
-    let error = outcome.as_ref().err().map(|e| e.to_string());
-    user.set_session_data(member);
-    user.record_custom_request_duration(
-        "WS",
-        "post",
-        elapsed,
-        error.is_none(),
-        None,
-        error.as_deref(),
-    )
-    .await?;
-    if let Some(e) = error {
-        return Err(broken(format!("ws-chat send: {e}")));
+    let outcome = outcome.map_err(|e| WsFailure::from_ws("ws-chat send", &e));
+    if outcome.is_err() {
+        // Out of the room: the next round joins again.
+        shared.chat.leave(member.room);
+        user.set_session_data(());
+    } else {
+        user.set_session_data(member);
     }
-    tokio::time::sleep(shared.chat_interval).await;
+    record(user, shared, "post", elapsed, None, &outcome).await?;
+    if let Err(f) = outcome {
+        return Err(broken(f.message));
+    }
+    tokio::select! {
+        () = tokio::time::sleep(shared.chat_interval) => {}
+        () = shared.cancel.cancelled() => {}
+    }
     Ok(())
 }
 

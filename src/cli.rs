@@ -320,6 +320,7 @@ pub fn main(cli: Cli) -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    crate::stop::install();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -338,11 +339,24 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Load(args) => runtime.block_on(load(args)),
         Command::Merge(args) => merge(args),
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+    // Nothing started may outlive the command, whatever ended it.
+    crate::stop::kill_children();
+    let stopped = crate::stop::requested();
+    match (result, stopped) {
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(r)) => ExitCode::from(r.exit_code()),
+        (Err(e), Some(r)) => {
+            crate::stop::eprintln(&format!("stopped by {r}: {e:#}"));
+            ExitCode::from(r.exit_code())
+        }
+        (Err(e), None) => {
+            crate::stop::eprintln(&format!("error: {e:#}"));
+            // A target that cannot be measured is a usage problem: 2.
+            if e.downcast_ref::<crate::loadtests::TargetError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -353,7 +367,7 @@ pub fn ci(args: CiArgs) -> ExitCode {
     let root = match std::env::current_dir() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::stop::eprintln(&format!("error: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -372,15 +386,22 @@ pub fn ci(args: CiArgs) -> ExitCode {
         cargo_features: args.cargo_features,
     };
     let verdict = crate::ci::run(&opts);
+    crate::stop::kill_children();
+    if let Some(r) = crate::stop::requested() {
+        crate::stop::eprintln(&format!("statebench ci: stopped by {r}; no verdict"));
+        return ExitCode::from(r.exit_code());
+    }
     match &verdict {
-        Verdict::Pass => eprintln!("statebench ci: no regression"),
+        Verdict::Pass => crate::stop::eprintln("statebench ci: no regression"),
         Verdict::Regression(r) => {
-            eprintln!("statebench ci: {} regression(s)", r.len());
+            crate::stop::eprintln(&format!("statebench ci: {} regression(s)", r.len()));
             for line in r {
-                eprintln!("  {line}");
+                crate::stop::eprintln(&format!("  {line}"));
             }
         }
-        Verdict::CannotMeasure(why) => eprintln!("statebench ci: could not measure: {why}"),
+        Verdict::CannotMeasure(why) => {
+            crate::stop::eprintln(&format!("statebench ci: could not measure: {why}"));
+        }
     }
     ExitCode::from(verdict.code())
 }
@@ -410,15 +431,21 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     };
     if args.report_only {
         let report = crate::compare::report_only(&options)?;
-        println!("wrote {}", report.display());
+        crate::stop::println(&format!("wrote {}", report.display()));
         return Ok(());
     }
-    eprintln!(
-        "statebench compare{}: replicas on 127.0.0.1, every run bounded in time",
+    crate::stop::eprintln(&format!(
+        "statebench compare{}: replicas on 127.0.0.1, every run bounded in time (Ctrl-C stops it and keeps the cells so far)",
         if options.quick { " --quick" } else { "" }
-    );
-    let report = crate::compare::run(options).await?;
-    println!("wrote {}", report.display());
+    ));
+    let outcome = crate::compare::run(options).await?;
+    match outcome.stopped {
+        None => crate::stop::println(&format!("wrote {}", outcome.report.display())),
+        Some(r) => crate::stop::eprintln(&format!(
+            "stopped by {r}: wrote the cells finished so far and a partial {}",
+            outcome.report.display()
+        )),
+    }
     Ok(())
 }
 
@@ -443,7 +470,10 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 _ => Arch::Stateless,
             });
             let (url, stop) = start_local(arch).await?;
-            eprintln!("started an in-process {} server at {url}", arch_name(arch));
+            crate::stop::eprintln(&format!(
+                "started an in-process {} server at {url}",
+                arch_name(arch)
+            ));
             local = Some(stop);
             url
         }
@@ -457,22 +487,25 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         cart_items: args.cart_items,
         ..LoadConfig::new(target, args.scenario)
     };
-    eprintln!(
+    crate::stop::eprintln(&format!(
         "running {} with {} users for {} s…",
         args.scenario.name(),
         args.users,
         args.run_time
-    );
+    ));
     let result = crate::loadtests::run(&config).await?;
     drop(local);
-    print!("{}", result.table());
+    if let Some(r) = crate::stop::requested() {
+        crate::stop::eprintln(&format!("stopped by {r}: the figures cover the run so far"));
+    }
+    crate::stop::print(&result.table());
     if let Some(path) = &args.save {
         let mut result = result;
         let root = std::env::current_dir()?;
         result.provenance = vec![crate::report::env::Environment::capture(&root).one_line()];
         std::fs::write(path, serde_json::to_vec_pretty(&result)?)
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-        eprintln!("saved {}", path.display());
+        crate::stop::eprintln(&format!("saved {}", path.display()));
     }
     Ok(())
 }
@@ -536,10 +569,10 @@ pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("{} is not a statebench load result: {e}", f.display()))?;
         merged.merge(&one);
     }
-    print!("{}", merged.table());
+    crate::stop::print(&merged.table());
     if let Some(path) = &args.out {
         std::fs::write(path, serde_json::to_vec_pretty(&merged)?)?;
-        eprintln!("saved {}", path.display());
+        crate::stop::eprintln(&format!("saved {}", path.display()));
     }
     Ok(())
 }
@@ -571,31 +604,32 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
         if args.quick {
             cmd.env("STATEBENCH_QUICK", "1");
         }
-        eprintln!(
+        crate::stop::eprintln(&format!(
             "running: cargo bench (token, session_map, request, session_memory){}",
             if args.quick { " in quick mode" } else { "" }
-        );
-        let status = cmd
-            .status()
-            .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
+        ));
+        let status = crate::stop::run_to_end(&mut cmd, "cargo bench")?;
         anyhow::ensure!(status.success(), "cargo bench failed ({status})");
         if args.no_instructions {
-            eprintln!("instruction counts skipped (--no-instructions)");
+            crate::stop::eprintln("instruction counts skipped (--no-instructions)");
         } else if let Some(missing) = ["valgrind", "gungraun-runner"]
             .into_iter()
             .find(|t| !crate::compare::fleet::installed(t))
         {
-            eprintln!("instruction counts skipped: {missing} is not installed (see README)");
+            crate::stop::eprintln(&format!(
+                "instruction counts skipped: {missing} is not installed (see README)"
+            ));
         } else {
-            let status = std::process::Command::new("cargo")
-                .args([
+            let status = crate::stop::run_to_end(
+                std::process::Command::new("cargo").args([
                     "bench",
                     "--bench",
                     "instructions",
                     "--",
                     "--save-summary=json",
-                ])
-                .status()?;
+                ]),
+                "cargo bench",
+            )?;
             anyhow::ensure!(
                 status.success(),
                 "instruction-count benchmarks failed ({status})"
@@ -611,13 +645,13 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
     );
     let env = crate::report::env::Environment::capture(&root);
     let findings = crate::report::micro::write(&data, &env, &args.out)?;
-    println!(
+    crate::stop::println(&format!(
         "wrote {} ({} figures)",
         args.out.display(),
         data.figures.len()
-    );
+    ));
     for f in findings {
-        println!("- {f}");
+        crate::stop::println(&format!("- {f}"));
     }
     Ok(())
 }
@@ -715,10 +749,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
     let local = listener.local_addr()?;
     // One line on stdout that harnesses read to learn the port.
-    println!(
+    crate::stop::println(&format!(
         "statebench {} listening on http://{local}",
         arch_name(args.arch)
-    );
+    ));
     crate::server::run(
         listener,
         app,

@@ -20,6 +20,8 @@
 //!   matrices, `results/REPORT.md`;
 //! - [`ci`]: the regression gate — instruction counts against a committed
 //!   baseline, a noise-controlled latency trend, dashboard exports;
+//! - [`stop`]: how every command stops — signals, closed output, child
+//!   process groups, conventional exit codes;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over
@@ -39,6 +41,7 @@ pub mod report;
 pub mod revocation;
 pub mod server;
 pub mod session;
+pub mod stop;
 pub mod token;
 pub mod workload;
 

@@ -21,17 +21,24 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Default token lifetime in seconds (15 minutes).
 pub const DEFAULT_TTL_SECS: u64 = 15 * 60;
 
-/// The claims statebench puts in a token.
+/// The claims of a token: statebench's own, or any issuer's that holds the
+/// key. `sub`, `name` and `exp` are required; `iat`, `nbf`, `jti` and
+/// `cart` are optional, so tokens from another service with the standard
+/// claims are accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: CompactString,
     pub name: CompactString,
+    #[serde(default)]
     pub iat: u64,
     pub exp: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nbf: Option<u64>,
-    /// Token id: what a revocation denylist records. A cart update keeps it.
-    pub jti: String,
+    /// Token id: what a revocation denylist records. A cart update keeps
+    /// it. statebench always sets one; other issuers may not (see
+    /// [`Claims::revocation_key`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     #[serde(default, skip_serializing_if = "Cart::is_empty")]
     pub cart: Cart,
 }
@@ -45,8 +52,20 @@ impl Claims {
             iat: now,
             exp: now.saturating_add(ttl),
             nbf: None,
-            jti: format!("{:032x}", rand::random::<u128>()),
+            jti: Some(format!("{:032x}", rand::random::<u128>())),
             cart: Cart::default(),
+        }
+    }
+
+    /// What a denylist records for this token: its `jti`, which covers
+    /// every token of one login (cart updates keep it). A token without a
+    /// `jti` can only be revoked by itself: the key is then its signature
+    /// (the last segment of `token`), and tokens derived from it stay
+    /// valid until their own `exp`.
+    pub fn revocation_key<'a>(&'a self, token: &'a str) -> &'a str {
+        match &self.jti {
+            Some(jti) => jti,
+            None => token.rsplit('.').next().unwrap_or(token),
         }
     }
 }

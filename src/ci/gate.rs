@@ -101,9 +101,7 @@ pub fn measure(opts: &Options) -> anyhow::Result<Vec<Instructions>> {
     cmd.args(["--", "--save-summary=json"]);
     // Keep stdout for the summary: the benchmark's own report goes to stderr.
     cmd.stdout(std::io::stderr());
-    let status = cmd
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
+    let status = crate::stop::run_to_end(&mut cmd, "cargo bench")?;
     anyhow::ensure!(
         status.success(),
         "instruction-count benchmarks failed ({status})"

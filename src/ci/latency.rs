@@ -117,11 +117,11 @@ pub fn measure(opts: &Options) -> anyhow::Result<Trend> {
     }
     let runtime = tokio::runtime::Runtime::new()?;
     for r in 0..opts.repeats.max(1) {
-        eprintln!(
+        crate::stop::eprintln(&format!(
             "latency trend: repeat {}/{} (criterion)…",
             r + 1,
             opts.repeats.max(1)
-        );
+        ));
         let figures = criterion_repeat(opts)?;
         for (id, cal) in CRITERION_PAIRS {
             let (Some(v), Some(c)) = (figures.get(id), figures.get(cal)) else {
@@ -129,11 +129,11 @@ pub fn measure(opts: &Options) -> anyhow::Result<Trend> {
             };
             push(&mut t, id, *v, *c, cal);
         }
-        eprintln!(
+        crate::stop::eprintln(&format!(
             "latency trend: repeat {}/{} (load)…",
             r + 1,
             opts.repeats.max(1)
-        );
+        ));
         let load = runtime.block_on(load_repeat(opts, &mut t.threshold_failures))?;
         for (id, cal) in LOAD_PAIRS {
             let (Some(v), Some(c)) = (load.get(id), load.get(cal)) else {
@@ -170,9 +170,7 @@ fn criterion_repeat(opts: &Options) -> anyhow::Result<BTreeMap<String, f64>> {
         CRITERION_FILTER,
     ]);
     cmd.stdout(std::process::Stdio::null());
-    let status = cmd
-        .status()
-        .map_err(|e| anyhow::anyhow!("cannot run cargo: {e}"))?;
+    let status = crate::stop::run_to_end(&mut cmd, "cargo bench")?;
     anyhow::ensure!(status.success(), "criterion benchmarks failed ({status})");
     let target = super::gate::target_dir(&opts.root);
     Ok(

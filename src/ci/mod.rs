@@ -109,7 +109,7 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     std::fs::create_dir_all(&opts.out_dir)?;
     let provenance = Provenance::capture(&opts.root);
 
-    eprintln!("instruction counts: cargo bench --bench instructions …");
+    crate::stop::eprintln("instruction counts: cargo bench --bench instructions …");
     let counts = gate::measure(opts)?;
     let mut baseline = gate::Baseline::load(&opts.baseline_dir)?;
     if let Some(t) = opts.threshold_pct {
@@ -163,16 +163,13 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
         &latency_regressions,
         &provenance,
     )?;
-    print!(
-        "{}",
-        export::markdown(
-            &rows,
-            &latency_rows,
-            &regressions,
-            &latency_regressions,
-            opts.fail_on_latency
-        )
-    );
+    crate::stop::print(&export::markdown(
+        &rows,
+        &latency_rows,
+        &regressions,
+        &latency_regressions,
+        opts.fail_on_latency,
+    ));
 
     if opts.update_baseline {
         baseline.provenance = provenance.clone();
@@ -184,7 +181,10 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
         if let Some(t) = &trend {
             latency::Baseline::from_trend(t, provenance).save(&opts.baseline_dir)?;
         }
-        eprintln!("baseline updated in {}", opts.baseline_dir.display());
+        crate::stop::eprintln(&format!(
+            "baseline updated in {}",
+            opts.baseline_dir.display()
+        ));
         return Ok(Verdict::Pass);
     }
     if baseline.instructions.is_empty() {

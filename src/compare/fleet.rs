@@ -105,30 +105,33 @@ impl Launcher {
         let logs = self.work.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;
-        let mut child = orphan_proof(Command::new(&self.exe))
-            .args(&args)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", self.exe.display()))?;
-        let stdout = child.stdout.take().context("replica stdout")?;
+        let mut child = ChildProc::spawn(
+            Command::new(&self.exe)
+                .args(&args)
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(log),
+            "a replica",
+        )?;
+        let stdout = child.child.stdout.take().context("replica stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-            .await
-            .map_err(|_| anyhow::anyhow!("{name} did not start within 15 s (see its log)"))??
-            .with_context(|| format!("{name} exited before listening (see its log)"))?;
+        let line = tokio::select! {
+            line = tokio::time::timeout(Duration::from_secs(15), lines.next_line()) => line
+                .map_err(|_| anyhow::anyhow!("{name} did not start within 15 s (see its log)"))??
+                .with_context(|| format!("{name} exited before listening (see its log)"))?,
+            () = crate::stop::wait() => bail!("stopped while {name} was starting"),
+        };
         let url = line
             .rsplit(' ')
             .next()
             .filter(|u| u.starts_with("http://127.0.0.1:"))
             .with_context(|| format!("{name} printed {line:?}, not its address"))?
             .to_owned();
-        let pid = child.id().context("replica pid")?;
+        let pid = child.pid;
         Ok(Replica {
             child,
+            _stdout: lines,
             url,
             pid,
             name: name.to_owned(),
@@ -138,7 +141,9 @@ impl Launcher {
 
 /// A running `statebench serve` process.
 pub struct Replica {
-    child: Child,
+    child: ChildProc,
+    /// Kept open: a replica stops when its stdout's reader is gone.
+    _stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub url: String,
     pub pid: u32,
     pub name: String,
@@ -147,19 +152,12 @@ pub struct Replica {
 impl Replica {
     /// SIGKILL: the process dies at once, with whatever it held in memory.
     pub async fn kill(&mut self) {
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        self.child.kill().await;
     }
 
     /// SIGTERM, then wait for the graceful drain (SIGKILL after `grace`).
     pub async fn terminate(&mut self, grace: Duration) {
-        signal(self.pid, libc::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait())
-            .await
-            .is_err()
-        {
-            self.kill().await;
-        }
+        self.child.terminate(grace).await;
     }
 
     /// CPU time used so far (user + system), from /proc.
@@ -196,23 +194,63 @@ pub fn count_requests(exposition: &str) -> u64 {
         .sum()
 }
 
-/// The child gets SIGKILL if this process dies without cleaning up (a
-/// second Ctrl-C, a crash), so no replica outlives its run.
-fn orphan_proof(mut cmd: Command) -> Command {
-    // SAFETY: prctl is async-signal-safe; it runs in the child between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    cmd
+/// A child process in a process group of its own (see [`crate::stop`]):
+/// the terminal's Ctrl-C does not reach it, it dies if this process dies,
+/// and dropping the handle kills its whole group.
+pub struct ChildProc {
+    child: Child,
+    pub pid: u32,
+    reaped: bool,
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid this process spawned and still owns.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
+impl ChildProc {
+    pub fn spawn(cmd: &mut Command, what: &str) -> anyhow::Result<Self> {
+        let child = crate::stop::own_group(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {what}"))?;
+        let pid = child.id().context("child pid")?;
+        crate::stop::adopt(pid);
+        Ok(Self {
+            child,
+            pid,
+            reaped: false,
+        })
+    }
+
+    /// SIGKILL to the group, then reap.
+    pub async fn kill(&mut self) {
+        if !self.reaped {
+            crate::stop::kill_group(self.pid);
+            let _ = self.child.wait().await;
+            self.reaped = true;
+        }
+    }
+
+    /// SIGTERM, then SIGKILL if it is still there after `grace`.
+    pub async fn terminate(&mut self, grace: Duration) {
+        if self.reaped {
+            return;
+        }
+        crate::stop::signal_group(self.pid, libc::SIGTERM);
+        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+            self.reaped = true;
+            crate::stop::kill_group(self.pid);
+        } else {
+            self.kill().await;
+        }
+    }
+
+    pub fn cpu(&self) -> Option<Duration> {
+        proc_cpu(self.pid)
+    }
+}
+
+impl Drop for ChildProc {
+    fn drop(&mut self) {
+        if !self.reaped {
+            crate::stop::kill_group(self.pid);
+        }
     }
 }
 
@@ -245,32 +283,32 @@ pub fn proc_rss(pid: u32) -> Option<u64> {
 
 /// A Redis server on a free loopback port, no persistence.
 pub struct RedisServer {
-    child: Child,
+    child: ChildProc,
     pub url: String,
 }
 
 impl RedisServer {
     pub async fn start(work: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
-        let child = orphan_proof(Command::new("redis-server"))
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &work.display().to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start redis-server")?;
+        let child = ChildProc::spawn(
+            Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    &work.display().to_string(),
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+            "redis-server",
+        )?;
         wait_for_port(port, "redis-server").await?;
         Ok(Self {
             child,
@@ -280,17 +318,16 @@ impl RedisServer {
 
     /// CPU time Redis has used (it serves the stateful-Redis replicas).
     pub fn cpu(&self) -> Option<Duration> {
-        proc_cpu(self.child.id()?)
+        self.child.cpu()
     }
 }
 
 /// HAProxy in front of replicas, configured for one routing policy.
 pub struct Haproxy {
-    child: Child,
+    child: ChildProc,
     pub url: String,
     config: PathBuf,
     port: u16,
-    pid: u32,
 }
 
 impl Haproxy {
@@ -336,40 +373,36 @@ impl Haproxy {
                 config.display()
             )
         })?;
-        let pid = child.id().context("haproxy pid")?;
         Ok(Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
             config,
             port,
-            pid,
         })
     }
 
-    fn launch(config: &Path) -> anyhow::Result<Child> {
+    fn launch(config: &Path) -> anyhow::Result<ChildProc> {
         let log = std::fs::File::create(config.with_extension("log"))?;
-        orphan_proof(Command::new("haproxy"))
-            .args(["-f", &config.display().to_string(), "-db"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start haproxy")
+        ChildProc::spawn(
+            Command::new("haproxy")
+                .args(["-f", &config.display().to_string(), "-db"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+            "haproxy",
+        )
     }
 
     /// Rewrites the backends (a replica replaced or added) and restarts.
     pub async fn reload(&mut self, policy: Policy, backends: &[String]) -> anyhow::Result<()> {
         std::fs::write(&self.config, Self::config(self.port, policy, backends))?;
-        let _ = self.child.start_kill();
-        let _ = self.child.wait().await;
+        self.child.kill().await;
         self.child = Self::launch(&self.config)?;
-        self.pid = self.child.id().context("haproxy pid")?;
         wait_for_port(self.port, "haproxy").await
     }
 
     pub fn cpu(&self) -> Option<Duration> {
-        proc_cpu(self.pid)
+        self.child.cpu()
     }
 }
 
@@ -395,6 +428,9 @@ fn free_port() -> anyhow::Result<u16> {
 
 async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
     for _ in 0..100 {
+        if crate::stop::requested().is_some() {
+            bail!("stopped while {what} was starting");
+        }
         if tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_ok()

@@ -82,7 +82,7 @@ impl Runner {
             skipped.push("HAProxy cells: haproxy is not installed".into());
         }
         for s in &skipped {
-            eprintln!("note: skipping {s}");
+            crate::stop::eprintln(&format!("note: skipping {s}"));
         }
         raise_fd_limit();
         let progress = ProgressBar::new(0).with_style(
@@ -196,21 +196,22 @@ impl Runner {
         total
     }
 
-    /// A line above the progress bar (or plainly, when stderr is not a terminal).
+    /// A line above the live bar on a terminal, or a plain line elsewhere;
+    /// either way it carries the elapsed time and the ETA.
     fn say(&self, line: String) {
+        let (done, total) = (
+            self.progress.position(),
+            self.progress.length().unwrap_or(0),
+        );
+        let elapsed = self.progress.elapsed().as_secs();
+        let eta = (elapsed * total.saturating_sub(done))
+            .checked_div(done)
+            .map_or("?".into(), |s| format!("{s} s"));
+        let line = format!("[{elapsed:>5} s, ETA {eta:>6}] {line}");
         if self.progress.is_hidden() {
-            // No live bar (not a terminal): each line carries the progress.
-            let (done, total) = (
-                self.progress.position(),
-                self.progress.length().unwrap_or(0),
-            );
-            let elapsed = self.progress.elapsed().as_secs();
-            let eta = (elapsed * total.saturating_sub(done))
-                .checked_div(done)
-                .map_or("?".into(), |s| format!("{s} s"));
-            eprintln!("[{elapsed:>5} s, ETA {eta:>6}] {line}");
+            crate::stop::eprintln(&line);
         } else {
-            self.say(line);
+            self.progress.println(line);
         }
     }
 
@@ -391,7 +392,8 @@ impl Runner {
             let server = b.saturating_sub(a);
             cell.server_counted = Some(server);
             let diff = server.abs_diff(goose_count) as f64;
-            cell.valid = diff <= 0.01 * (server.max(goose_count).max(1) as f64);
+            cell.valid = diff <= 0.01 * (server.max(goose_count).max(1) as f64)
+                && result.errors_total() == cell.failures;
             if !cell.valid {
                 cell.notes.push(format!(
                     "invalid: goose counted {goose_count} requests, the servers {server}"
@@ -724,10 +726,10 @@ impl Runner {
             balancer: Some("embedded".into()),
             event: Some(event.into()),
             wall_secs: wall,
-            valid: true,
             ..Cell::default()
         };
         fill_from_result(&mut cell, &result, wall);
+        cell.valid = result.errors_total() == cell.failures;
         let last = shared
             .last_trouble_us
             .load(std::sync::atomic::Ordering::Relaxed);
@@ -893,7 +895,9 @@ async fn open_many(url: &str, n: usize) -> anyhow::Result<Vec<loadtests::ws_echo
     Ok(sockets)
 }
 
-/// Latency, rates, errors and routing from a goose result.
+/// Latency, rates, errors and routing from a goose result. Errors are the
+/// failed requests by kind; a cell whose kinds do not add up to its
+/// failures is noted (and marked invalid by the caller).
 fn fill_from_result(cell: &mut Cell, result: &LoadResult, wall_s: f64) {
     cell.scenario.clone_from(&result.scenario);
     cell.request = main_request(&result.scenario).into();
@@ -909,17 +913,13 @@ fn fill_from_result(cell: &mut Cell, result: &LoadResult, wall_s: f64) {
     }
     cell.requests = result.total_requests();
     cell.failures = result.total_failures();
-    for r in result.requests.values() {
-        for (code, n) in &r.status_codes {
-            if !(200..400).contains(code) {
-                let kind = if *code == 0 {
-                    "connection".into()
-                } else {
-                    code.to_string()
-                };
-                *cell.errors.entry(kind).or_default() += n;
-            }
-        }
+    cell.errors.clone_from(&result.errors);
+    let classified = result.errors_total();
+    if classified != cell.failures {
+        cell.notes.push(format!(
+            "invalid: {} failures but {classified} errors by kind",
+            cell.failures
+        ));
     }
     cell.sessions_lost = result.sessions_lost;
     cell.routed.clone_from(&result.routed);

@@ -122,7 +122,7 @@ pub struct Cell {
     /// Every request of the run (logins included).
     pub requests: u64,
     pub failures: u64,
-    /// Failures by kind: HTTP status, or `connection` for no answer.
+    /// Failed requests by kind: HTTP status, `connect`, `reset`, `timeout`, WebSocket close code (they add up to `failures`).
     pub errors: BTreeMap<String, u64>,
     pub server_cpu_us_per_request: Option<f64>,
     pub server_cpu_cores: Option<f64>,
@@ -158,6 +158,9 @@ pub struct RunRecord {
     pub skipped: Vec<String>,
     pub cells: Vec<Cell>,
     pub elapsed_secs: f64,
+    /// Set when the run was stopped before its end: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<String>,
 }
 
 /// Rewrites the report from a run's saved `cells.json` (no measuring).
@@ -174,8 +177,17 @@ pub fn report_only(options: &Options) -> anyhow::Result<PathBuf> {
     report::write(&record, &env, &options.results, &dir)
 }
 
-/// Runs the comparison; returns the path of the report.
-pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
+/// How a comparison ended.
+pub struct Outcome {
+    pub report: PathBuf,
+    /// Why it stopped early, if it did (the report says it is partial).
+    pub stopped: Option<crate::stop::Reason>,
+}
+
+/// Runs the comparison; returns the path of the report. A stop (a signal,
+/// closed output) ends the running cell at once; the cells finished so far
+/// are kept and the report is written, marked partial.
+pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     let started = std::time::Instant::now();
     // Before anything is written: a rerun replaces committed results, and
     // the commit it names must not read as modified because of that.
@@ -186,7 +198,6 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     }
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempdir()?;
-    stop_on_signals();
     let mut runner = matrix::Runner::new(&options, &dir, &work, env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
@@ -194,6 +205,7 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
     let outcome = runner.all().await;
     drop(quiet);
     runner.finish_progress();
+    let stopped = crate::stop::requested();
     let record = RunRecord {
         run: options.run_name.clone(),
         quick: options.quick,
@@ -201,31 +213,21 @@ pub async fn run(options: Options) -> anyhow::Result<PathBuf> {
         skipped: runner.skipped.clone(),
         cells: std::mem::take(&mut runner.cells),
         elapsed_secs: started.elapsed().as_secs_f64(),
+        partial: stopped.map(|r| format!("stopped by {r}")),
     };
     drop(runner); // stops every child process
     let _ = std::fs::remove_dir_all(&work);
     std::fs::write(dir.join("cells.json"), serde_json::to_vec_pretty(&record)?)?;
-    outcome?;
+    if stopped.is_none() {
+        outcome?;
+    }
     let report = report::write(&record, &env, &options.results, &dir)?;
-    Ok(report)
-}
-
-static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Ctrl-C or SIGTERM: end the running load at once (goose's killswitch),
-/// then stop before the next cell, so every child process is stopped on
-/// the way out. Installed before goose's own handler, which then stands
-/// aside.
-fn stop_on_signals() {
-    let _ = ctrlc::set_handler(|| {
-        STOP.store(true, std::sync::atomic::Ordering::SeqCst);
-        goose::trigger_killswitch("statebench compare interrupted");
-    });
+    Ok(Outcome { report, stopped })
 }
 
 /// Whether a stop was asked for.
 pub fn stopping() -> bool {
-    STOP.load(std::sync::atomic::Ordering::SeqCst)
+    crate::stop::requested().is_some()
 }
 
 /// Points stdout at /dev/null until dropped.
@@ -246,6 +248,7 @@ impl StdoutSilenced {
             if saved < 0 || libc::dup2(null.as_raw_fd(), 1) < 0 {
                 return Self(None);
             }
+            crate::stop::watch_stdout_at(Some(saved));
             Self(Some(saved))
         }
     }
@@ -257,6 +260,7 @@ impl Drop for StdoutSilenced {
             // SAFETY: see `new`.
             unsafe {
                 libc::dup2(saved, 1);
+                crate::stop::watch_stdout_at(None);
                 libc::close(saved);
             }
         }

@@ -37,6 +37,11 @@ pub fn write(
     Ok(path)
 }
 
+/// The one-line legend printed above a table.
+fn legend(md: &mut String, text: &str) {
+    let _ = writeln!(md, "{text}\n");
+}
+
 fn cells<'a>(all: &'a [Cell], matrix: &'a str) -> impl Iterator<Item = &'a Cell> + 'a {
     all.iter().filter(move |c| c.matrix == matrix)
 }
@@ -321,6 +326,13 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         rel.display(),
         rel.display()
     );
+    if let Some(why) = &record.partial {
+        let _ = writeln!(
+            md,
+            "> **Partial run** ({why}): only the cells finished before the stop are below. \
+             Rerun the command for the whole report.\n"
+        );
+    }
     let _ = writeln!(md, "{}", env.markdown());
     let _ = writeln!(
         md,
@@ -380,6 +392,10 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
     );
     chart(&mut md, "latency_vs_users.svg", "p99 latency vs users");
     chart(&mut md, "cpu_per_request.svg", "server CPU per request");
+    legend(
+        &mut md,
+        "*server*: which server and route; *offered*: the fixed rate asked for (or closed loop); *achieved*: answered requests per second of the run's own clock; *p50…max*: latency of the main request, µs; *server CPU µs/req*: user+system CPU of the server process ÷ answered requests; *+ Redis*: Redis's own CPU on top; *cores*: CPU seconds ÷ wall seconds; *errors*: failed requests by kind (HTTP status, `connect`, `reset`, `timeout`, `ws close <code>`), 0 when none failed.",
+    );
     let _ = writeln!(
         md,
         "| server | users | offered req/s | achieved req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server CPU µs/req | + Redis µs/req | server cores | generator cores | errors | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -416,6 +432,10 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         &mut md,
         "miss_rate.svg",
         "session-miss rate by routing policy",
+    );
+    legend(
+        &mut md,
+        "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
     );
     let _ = writeln!(
         md,
@@ -455,6 +475,10 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         "sessions_lost.svg",
         "sessions lost per failure type",
     );
+    legend(
+        &mut md,
+        "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
+    );
     let _ = writeln!(
         md,
         "| server | policy | event | requests | failed | errors | sessions lost | recovery ms | remapped by the hash ring | p99 µs |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -486,6 +510,10 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         "bytes_per_request.svg",
         "bytes per request vs cart size",
     );
+    legend(
+        &mut md,
+        "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
+    );
     let _ = writeln!(
         md,
         "| server | cart items | bytes/request | req/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|---|"
@@ -516,6 +544,10 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         "RSS per WebSocket connection",
     );
     chart(&mut md, "chat_delivery.svg", "chat delivery ratio");
+    legend(
+        &mut md,
+        "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
+    );
     let _ = writeln!(
         md,
         "| cell | connections | RSS | RSS per connection | delivery ratio | fan-out p50 µs | fan-out p99 µs |\n|---|---|---|---|---|---|---|"
@@ -541,7 +573,7 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
     let invalid: Vec<&Cell> = all.iter().filter(|c| !c.valid).collect();
     let _ = writeln!(
         md,
-        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% marks the cell invalid. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n",
+        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% marks the cell invalid. So does a cell whose errors by kind do not add up to its failed requests. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n",
         invalid.len(),
         all.len(),
         if invalid.is_empty() {

@@ -92,12 +92,10 @@ impl FromRequestParts<Shared> for Authenticated {
         let value = value
             .to_str()
             .map_err(|_| Forbidden(TokenError::Malformed))?;
-        let claims = state
-            .tokens
-            .verify(token::from_authorization(value))
-            .map_err(Forbidden)?;
+        let token = token::from_authorization(value);
+        let claims = state.tokens.verify(token).map_err(Forbidden)?;
         if let Some(d) = &state.denylist
-            && d.is_revoked(&claims.jti)
+            && d.is_revoked(claims.revocation_key(token))
         {
             return Err(Forbidden(TokenError::Revoked));
         }
@@ -159,9 +157,18 @@ async fn add_item(
     signed(&state, &claims)
 }
 
-async fn logout(State(state): State<Shared>, Authenticated(claims): Authenticated) -> Response {
+async fn logout(
+    State(state): State<Shared>,
+    Authenticated(claims): Authenticated,
+    headers: header::HeaderMap,
+) -> Response {
+    // The extractor accepted this header, so it is there and is text.
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map_or("", token::from_authorization);
     if let Some(d) = &state.denylist
-        && d.revoke(&claims.jti, claims.exp).is_err()
+        && d.revoke(claims.revocation_key(token), claims.exp).is_err()
     {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
