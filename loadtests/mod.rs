@@ -314,6 +314,8 @@ pub enum TargetError {
     Refused(String),
     #[error("{0} answered no request in {1} s (it accepts connections but never responds)")]
     Silent(String, u64),
+    #[error("no target can be measured: {0}")]
+    Unusable(String),
 }
 
 /// How long a target may refuse every connection before the run gives up.

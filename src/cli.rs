@@ -77,6 +77,17 @@ pub struct CompareArgs {
     /// cells.json.
     #[arg(long)]
     pub report_only: bool,
+    /// Measure a server this run did not start, as NAME=URL with NAME one of
+    /// stateless, stateful, ws (repeatable; any subset). Its contract is probed
+    /// first, and only the matrices that make sense for one server run
+    /// (concurrency, equal rate, state size). The report goes to
+    /// <DIR>/load/<run>/REPORT.md (run name `external` by default).
+    #[arg(long, value_name = "NAME=URL", value_parser = crate::compare::external::parse_target)]
+    pub target: Vec<(crate::compare::external::Kind, String)>,
+    /// The process id of a --target server, as NAME=PID, for its CPU and
+    /// memory (without it they are n/a).
+    #[arg(long, value_name = "NAME=PID", value_parser = crate::compare::external::parse_target_pid, requires = "target")]
+    pub target_pid: Vec<(crate::compare::external::Kind, u32)>,
 }
 
 #[derive(Debug, Args)]
@@ -417,17 +428,44 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find the statebench binary: {e}"))?;
     let root = std::env::current_dir()?;
+    let mut external = Vec::new();
+    for (kind, url) in &args.target {
+        anyhow::ensure!(
+            !external
+                .iter()
+                .any(|e: &crate::compare::external::External| e.kind == *kind),
+            "--target {} is given twice",
+            kind.name()
+        );
+        external.push(crate::compare::external::External {
+            kind: *kind,
+            url: url.clone(),
+            pid: None,
+        });
+    }
+    for (kind, pid) in &args.target_pid {
+        let Some(e) = external.iter_mut().find(|e| e.kind == *kind) else {
+            anyhow::bail!("--target-pid {}={pid} names no --target", kind.name());
+        };
+        e.pid = Some(*pid);
+    }
+    let default_run = if !external.is_empty() {
+        "external"
+    } else if args.quick {
+        "quick"
+    } else {
+        "full"
+    };
     let options = crate::compare::Options {
         quick: args.quick,
         only: args.only,
         balancer: args.balancer,
         run_time: args.run_time,
         results: args.out,
-        run_name: args
-            .run_name
-            .unwrap_or_else(|| if args.quick { "quick" } else { "full" }.into()),
+        run_name: args.run_name.unwrap_or_else(|| default_run.into()),
         exe,
         root,
+        external,
     };
     if args.report_only {
         let report = crate::compare::report_only(&options)?;

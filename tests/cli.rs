@@ -23,9 +23,10 @@ fn spawn(args: &[&str], envs: &[(&str, &str)]) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    stdout.read_line(&mut line).unwrap();
+    // Keep the pipe open (and drained): a closed stdout stops the server.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
     let url = line
         .split_whitespace()
         .last()
@@ -233,8 +234,16 @@ fn serves_the_contract_and_exits_cleanly_on_sigterm() {
         assert_eq!(res.status(), 200);
         assert_eq!(res.text().await.unwrap(), "Welcome back, John Doe");
     });
-    assert!(terminate(&mut a).success());
-    assert!(terminate(&mut b).success());
+    assert_eq!(
+        terminate(&mut a).code(),
+        Some(143),
+        "SIGTERM: a drained stop, exit 128 + 15"
+    );
+    assert_eq!(
+        terminate(&mut b).code(),
+        Some(143),
+        "SIGTERM: a drained stop, exit 128 + 15"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -255,7 +264,11 @@ fn stateful_and_ws_binaries_answer() {
         let res = http.get(format!("{url}/profile")).send().await.unwrap();
         assert_eq!(res.text().await.unwrap(), "Welcome back, John Doe");
     });
-    assert!(terminate(&mut s).success());
+    assert_eq!(
+        terminate(&mut s).code(),
+        Some(143),
+        "SIGTERM: a drained stop, exit 128 + 15"
+    );
 
     let (mut w, url) = spawn(&["--arch", "ws"], &[]);
     rt.block_on(async {
@@ -268,7 +281,11 @@ fn stateful_and_ws_binaries_answer() {
         let m = c.next().await.unwrap().unwrap();
         assert_eq!(m.into_text().unwrap().as_str(), "Server received: hi");
     });
-    assert!(terminate(&mut w).success());
+    assert_eq!(
+        terminate(&mut w).code(),
+        Some(143),
+        "SIGTERM: a drained stop, exit 128 + 15"
+    );
 }
 
 #[test]

@@ -214,3 +214,116 @@ fn every_algorithm_round_trips_and_rejects_tampering() {
         );
     }
 }
+
+/// A token signed by hand (aws-lc-rs HMAC over base64url JSON): another
+/// service holding the secret, sharing no code with `TokenService`.
+fn foreign_hs256(claims: &serde_json::Value) -> String {
+    let header = b64(&serde_json::json!({"alg": "HS256", "typ": "JWT"}));
+    let signing_input = format!("{header}.{}", b64(claims));
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, SECRET);
+    let tag = aws_lc_rs::hmac::sign(&key, signing_input.as_bytes());
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+}
+
+/// A stateless server holding `SECRET`, with the revocation denylist.
+fn server_with_denylist() -> axum::Router {
+    let state = statebench::server::stateless::StatelessState {
+        tokens: std::sync::Arc::new(hs256()),
+        clock: std::sync::Arc::new(SystemClock),
+        denylist: Some(std::sync::Arc::new(statebench::revocation::Denylist::new(
+            16,
+        ))),
+        metrics: statebench::metrics::Metrics::new(),
+    };
+    statebench::server::stateless::app(state, std::time::Duration::from_secs(5))
+}
+
+/// `method path` with `token` through `app`: status and body.
+fn call(app: &axum::Router, method: &str, path: &str, token: &str) -> (u16, String) {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let res = app
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(path)
+                    .header("Authorization", token)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    })
+}
+
+fn profile_with(token: &str) -> (u16, String) {
+    call(&server_with_denylist(), "GET", "/profile", token)
+}
+
+/// A token without `jti` can be revoked, but only by itself: its
+/// signature is what the denylist records.
+#[test]
+fn logout_revokes_a_token_without_jti_and_only_that_token() {
+    let app = server_with_denylist();
+    let now = now();
+    let a = foreign_hs256(&serde_json::json!({"sub": "1", "name": "A", "exp": now + 60}));
+    let b = foreign_hs256(&serde_json::json!({"sub": "1", "name": "A", "exp": now + 61}));
+    assert_eq!(call(&app, "GET", "/profile", &a).0, 200);
+    assert_eq!(call(&app, "POST", "/logout", &a).0, 204);
+    assert_eq!(call(&app, "GET", "/profile", &a).0, 403);
+    assert_eq!(call(&app, "GET", "/profile", &b).0, 200);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Standard claims from any issuer with the secret (no `jti`, no
+    /// `cart`) are accepted, and the name is the one in the token.
+    #[test]
+    fn standard_claims_from_another_issuer_are_accepted(
+        name in "[A-Za-z0-9 ._-]{1,40}",
+        sub in "[a-z0-9|-]{1,24}",
+        ttl in 5u64..100_000,
+        age in 0u64..1_000,
+    ) {
+        let now = now();
+        let claims = serde_json::json!({
+            "sub": sub, "name": name, "iat": now - age, "exp": now + ttl,
+        });
+        let (status, body) = profile_with(&foreign_hs256(&claims));
+        prop_assert_eq!(status, 200, "{}", body);
+        prop_assert_eq!(body, format!("Welcome back, {name}"));
+    }
+
+    /// Without `exp` (the classic seed's own tokens) a token is refused:
+    /// it could never be taken back.
+    #[test]
+    fn tokens_without_exp_are_refused(name in "[A-Za-z0-9 ]{1,40}") {
+        let claims = serde_json::json!({"sub": "1", "name": name, "iat": now()});
+        let (status, _) = profile_with(&foreign_hs256(&claims));
+        prop_assert_eq!(status, 403);
+    }
+}
+
+/// The independent encoder agrees with the server on a known-good token,
+/// so the properties above test the claims, not the encoder.
+#[test]
+fn foreign_encoder_matches_a_statebench_signature() {
+    let claims = serde_json::json!({"sub": "7", "name": "Ada", "iat": now(), "exp": now() + 60});
+    let token = foreign_hs256(&claims);
+    let verified = HS256.verify(&token).unwrap();
+    assert_eq!(verified.name, "Ada");
+    assert_eq!(verified.jti, None);
+    assert!(verified.cart.is_empty());
+}

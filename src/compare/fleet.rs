@@ -139,6 +139,35 @@ impl Launcher {
     }
 }
 
+/// A server whose cost is read around each cell: its base URL and, when
+/// known, its process (an external server may have none).
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub url: String,
+    pub pid: Option<u32>,
+}
+
+impl Watched {
+    pub fn cpu(&self) -> Option<Duration> {
+        proc_cpu(self.pid?)
+    }
+
+    pub fn rss_bytes(&self) -> Option<u64> {
+        proc_rss(self.pid?)
+    }
+}
+
+/// The replicas as watched servers.
+pub fn watched(replicas: &[Replica]) -> Vec<Watched> {
+    replicas
+        .iter()
+        .map(|r| Watched {
+            url: r.url.clone(),
+            pid: Some(r.pid),
+        })
+        .collect()
+}
+
 /// A running `statebench serve` process.
 pub struct Replica {
     child: ChildProc,

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::fleet::{Haproxy, Launcher, RedisServer, Replica, ServerSpec, installed, proc_cpu};
+use super::external::{self, External, Kind};
+use super::fleet::{
+    Haproxy, Launcher, RedisServer, Replica, ServerSpec, Watched, installed, proc_cpu, watched,
+};
 use super::{BalancerChoice, Cell, Matrix, Options};
 use crate::keys::TokenAlg;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
@@ -68,7 +71,10 @@ impl Runner {
         provenance: String,
     ) -> anyhow::Result<Self> {
         let mut skipped = Vec::new();
-        let redis = if installed("redis-server") {
+        let external = !opts.external.is_empty();
+        let redis = if external {
+            None
+        } else if installed("redis-server") {
             Some(RedisServer::start(work).await?)
         } else {
             skipped.push(
@@ -77,8 +83,8 @@ impl Runner {
             );
             None
         };
-        let haproxy = installed("haproxy");
-        if !haproxy && opts.balancer != BalancerChoice::Embedded {
+        let haproxy = !external && installed("haproxy");
+        if !external && !haproxy && opts.balancer != BalancerChoice::Embedded {
             skipped.push("HAProxy cells: haproxy is not installed".into());
         }
         for s in &skipped {
@@ -165,6 +171,23 @@ impl Runner {
     fn plan_secs(&self) -> u64 {
         let t = self.opts.cell_time().as_secs() + 1;
         let mut total = 0;
+        if !self.opts.external.is_empty() {
+            let n = self.opts.external.len() as u64;
+            let http = self
+                .opts
+                .external
+                .iter()
+                .filter(|e| e.kind != Kind::Ws)
+                .count() as u64;
+            if self.opts.runs(Matrix::Concurrency) {
+                total +=
+                    n * self.users().len() as u64 * t + http * self.equal_rate_repeats() as u64 * t;
+            }
+            if self.opts.runs(Matrix::StateSize) {
+                total += http * CART_SIZES.len() as u64 * t;
+            }
+            return total;
+        }
         if self.opts.runs(Matrix::Concurrency) {
             let flavours = self.concurrency_flavours().len() as u64;
             total += flavours * self.users().len() as u64 * t
@@ -282,6 +305,9 @@ impl Runner {
     }
 
     pub async fn all(&mut self) -> anyhow::Result<()> {
+        if !self.opts.external.is_empty() {
+            return self.external().await;
+        }
         for m in Matrix::ALL {
             if !self.opts.runs(m) {
                 continue;
@@ -301,12 +327,134 @@ impl Runner {
         Ok(())
     }
 
-    async fn fleet(&mut self, spec: &ServerSpec, n: usize) -> anyhow::Result<Vec<Replica>> {
+    /// Servers this run did not start (`--target`): after a probe of their
+    /// contract, the matrices that make sense for one server of each kind
+    /// — concurrency, equal rate, state size.
+    async fn external(&mut self) -> anyhow::Result<()> {
+        let mut runnable: Vec<(External, bool)> = Vec::new();
+        for target in self.opts.external.clone() {
+            let contract = external::probe(&target).await;
+            for p in &contract.problems {
+                self.say(p.clone());
+                self.skipped.push(p.clone());
+            }
+            if target.pid.is_none() {
+                self.say(format!(
+                    "target {}: server CPU and memory are n/a (give --target-pid {}=PID)",
+                    target.kind.name(),
+                    target.kind.name()
+                ));
+            }
+            let usable = match target.kind {
+                Kind::Ws => contract.ws_echo,
+                _ => contract.profile,
+            };
+            if usable {
+                runnable.push((target, contract.cart));
+            }
+        }
+        if runnable.is_empty() {
+            return Err(crate::loadtests::TargetError::Unusable(self.skipped.join("; ")).into());
+        }
+        if self.opts.runs(Matrix::Concurrency) {
+            self.say("matrix: concurrency (external servers)".into());
+            let t = self.opts.cell_time().as_secs() + 1;
+            for (target, _) in &runnable {
+                let scenario = match target.kind {
+                    Kind::Stateless => ScenarioKind::Stateless,
+                    Kind::Stateful => ScenarioKind::Stateful,
+                    Kind::Ws => ScenarioKind::WsEcho,
+                };
+                for &users in self.users() {
+                    let id = format!("concurrency/{}/u{users}", slug(&target.kind.label()));
+                    self.tick(0, &id);
+                    self.check_stop()?;
+                    let config = self.config(&target.url, scenario, users);
+                    let cell = Cell {
+                        matrix: "concurrency".into(),
+                        id,
+                        server: target.kind.label(),
+                        users,
+                        replicas: 1,
+                        ..Cell::default()
+                    };
+                    let cell = self.measure(cell, config, &[watch(target)], None).await?;
+                    self.push(cell);
+                    self.tick(t, "");
+                }
+            }
+            for rep in 0..self.equal_rate_repeats() {
+                for (target, _) in runnable.iter().filter(|(t, _)| t.kind != Kind::Ws) {
+                    let id = format!(
+                        "concurrency/{}/equal-rate/{rep}",
+                        slug(&target.kind.label())
+                    );
+                    self.tick(0, &id);
+                    self.check_stop()?;
+                    let scenario = if target.kind == Kind::Stateless {
+                        ScenarioKind::Stateless
+                    } else {
+                        ScenarioKind::Stateful
+                    };
+                    let mut config = self.config(&target.url, scenario, EQUAL_RATE_USERS);
+                    config.throttle = Some(EQUAL_RATE);
+                    let cell = Cell {
+                        matrix: "concurrency".into(),
+                        id,
+                        server: target.kind.label(),
+                        users: EQUAL_RATE_USERS,
+                        replicas: 1,
+                        offered_rps: Some(EQUAL_RATE as f64),
+                        ..Cell::default()
+                    };
+                    let cell = self.measure(cell, config, &[watch(target)], None).await?;
+                    self.push(cell);
+                    self.tick(t, "");
+                }
+            }
+        }
+        if self.opts.runs(Matrix::StateSize) {
+            self.say("matrix: state-size (external servers)".into());
+            let t = self.opts.cell_time().as_secs() + 1;
+            for (target, _) in runnable
+                .iter()
+                .filter(|(t, cart)| *cart && t.kind != Kind::Ws)
+            {
+                for items in CART_SIZES {
+                    let id = format!("state-size/{}/cart{items}", slug(&target.kind.label()));
+                    self.tick(0, &id);
+                    self.check_stop()?;
+                    let mut config = self.config(&target.url, ScenarioKind::Cart, 16);
+                    config.cart_items = items;
+                    let cell = Cell {
+                        matrix: "state-size".into(),
+                        id,
+                        server: target.kind.label(),
+                        users: 16,
+                        replicas: 1,
+                        cart_items: Some(items),
+                        ..Cell::default()
+                    };
+                    let cell = self.measure(cell, config, &[watch(target)], None).await?;
+                    self.push(cell);
+                    self.tick(t, "");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_stop(&self) -> anyhow::Result<()> {
         if super::stopping() {
             anyhow::bail!(
                 "interrupted: every child process stopped; cells so far are in cells.json"
             );
         }
+        Ok(())
+    }
+
+    async fn fleet(&mut self, spec: &ServerSpec, n: usize) -> anyhow::Result<Vec<Replica>> {
+        self.check_stop()?;
         self.serial += 1;
         let mut spec = spec.clone();
         spec.redis_prefix = format!("statebench-compare-{}-{}", std::process::id(), self.serial);
@@ -337,10 +485,10 @@ impl Runner {
         &mut self,
         mut cell: Cell,
         config: LoadConfig,
-        replicas: &[Replica],
+        replicas: &[Watched],
         proxy: Option<&Haproxy>,
     ) -> anyhow::Result<Cell> {
-        let cpu = |rs: &[Replica]| -> Option<Duration> { rs.iter().map(Replica::cpu).sum() };
+        let cpu = |rs: &[Watched]| -> Option<Duration> { rs.iter().map(Watched::cpu).sum() };
         let ws = matches!(config.scenario, ScenarioKind::WsEcho | ScenarioKind::WsChat);
         let counted = self.server_count(replicas, ws).await;
         let server0 = cpu(replicas);
@@ -357,7 +505,7 @@ impl Runner {
         let proxy1 = proxy.and_then(Haproxy::cpu);
         let redis1 = self.redis.as_ref().and_then(RedisServer::cpu);
         let counted_after = self.server_count(replicas, ws).await;
-        cell.rss_bytes = replicas.iter().filter_map(Replica::rss_bytes).collect();
+        cell.rss_bytes = replicas.iter().filter_map(Watched::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();
         cell.wall_secs = wall_s;
         fill_from_result(&mut cell, &result, wall_s);
@@ -399,6 +547,11 @@ impl Runner {
                     "invalid: goose counted {goose_count} requests, the servers {server}"
                 ));
             }
+        } else if !self.opts.external.is_empty() {
+            // A server of someone else's: its own counters may not exist.
+            cell.valid = result.errors_total() == cell.failures;
+            cell.notes
+                .push("external: the server's own request counters were not read".into());
         } else {
             cell.valid = false;
             cell.notes.push("invalid: could not read /metrics".into());
@@ -420,7 +573,7 @@ impl Runner {
         Ok(cell)
     }
 
-    async fn server_count(&self, replicas: &[Replica], ws: bool) -> Option<u64> {
+    async fn server_count(&self, replicas: &[Watched], ws: bool) -> Option<u64> {
         let mut total = 0;
         for r in replicas {
             let body = self
@@ -428,6 +581,8 @@ impl Runner {
                 .get(format!("{}/metrics", r.url))
                 .send()
                 .await
+                .ok()?
+                .error_for_status()
                 .ok()?
                 .text()
                 .await
@@ -493,7 +648,9 @@ impl Runner {
                     replicas: 1,
                     ..Cell::default()
                 };
-                let cell = self.measure(cell, config, &replicas, None).await?;
+                let cell = self
+                    .measure(cell, config, &watched(&replicas), None)
+                    .await?;
                 peak = peak.max(cell.achieved_rps);
                 self.push(cell);
                 self.tick(t, "");
@@ -523,7 +680,9 @@ impl Runner {
                     offered_rps: Some(rate as f64),
                     ..Cell::default()
                 };
-                let cell = self.measure(cell, config, &replicas, None).await?;
+                let cell = self
+                    .measure(cell, config, &watched(&replicas), None)
+                    .await?;
                 self.push(cell);
                 self.tick(t, "");
             }
@@ -557,7 +716,9 @@ impl Runner {
                     offered_rps: Some(EQUAL_RATE as f64),
                     ..Cell::default()
                 };
-                let cell = self.measure(cell, config, &replicas, None).await?;
+                let cell = self
+                    .measure(cell, config, &watched(&replicas), None)
+                    .await?;
                 self.push(cell);
                 self.tick(t, "");
             }
@@ -596,7 +757,9 @@ impl Runner {
                             balancer: Some("embedded".into()),
                             ..Cell::default()
                         };
-                        let cell = self.measure(cell, config, &replicas, None).await?;
+                        let cell = self
+                            .measure(cell, config, &watched(&replicas), None)
+                            .await?;
                         self.push(cell);
                         self.tick(t, "");
                     }
@@ -621,12 +784,13 @@ impl Runner {
                             balancer: Some("haproxy".into()),
                             ..Cell::default()
                         };
-                        let mut cell = self.measure(cell, config, &replicas, Some(&proxy)).await?;
+                        let mut cell = self
+                            .measure(cell, config, &watched(&replicas), Some(&proxy))
+                            .await?;
                         // HAProxy routes; read the spread from the servers.
                         cell.routed = Vec::new();
-                        for r in &replicas {
-                            if let Some(c) = self.server_count(std::slice::from_ref(r), false).await
-                            {
+                        for r in watched(&replicas) {
+                            if let Some(c) = self.server_count(&[r], false).await {
                                 cell.routed.push(c);
                             }
                         }
@@ -775,7 +939,9 @@ impl Runner {
                     cart_items: Some(items),
                     ..Cell::default()
                 };
-                let cell = self.measure(cell, config, &replicas, None).await?;
+                let cell = self
+                    .measure(cell, config, &watched(&replicas), None)
+                    .await?;
                 self.push(cell);
                 self.tick(t, "");
             }
@@ -834,7 +1000,9 @@ impl Runner {
                 backplane: Some(backplane.is_some()),
                 ..Cell::default()
             };
-            let cell = self.measure(cell, config, &replicas, None).await?;
+            let cell = self
+                .measure(cell, config, &watched(&replicas), None)
+                .await?;
             self.push(cell);
             self.tick(t, "");
         }
@@ -875,6 +1043,13 @@ impl Runner {
             )],
             ..Cell::default()
         })
+    }
+}
+
+fn watch(target: &External) -> Watched {
+    Watched {
+        url: target.url.clone(),
+        pid: target.pid,
     }
 }
 

@@ -4,10 +4,13 @@
 //! installed), runs the load matrices, stops everything it started, and
 //! writes `results/load/<run>/` and `results/REPORT.md`.
 //!
+//! - [`external`]: servers it did not start (`--target`), and the probe
+//!   of their contract;
 //! - [`fleet`]: the child processes and what /proc says about them;
 //! - [`matrix`]: the five matrices, cell by cell;
 //! - [`report`]: tables, charts and the claims table.
 
+pub mod external;
 pub mod fleet;
 pub mod matrix;
 pub mod report;
@@ -80,6 +83,9 @@ pub struct Options {
     pub exe: PathBuf,
     /// The checkout (commit and crate versions for the environment).
     pub root: PathBuf,
+    /// Servers this run did not start (`--target`); when any is given,
+    /// only they are measured.
+    pub external: Vec<external::External>,
 }
 
 impl Options {
@@ -158,6 +164,9 @@ pub struct RunRecord {
     pub skipped: Vec<String>,
     pub cells: Vec<Cell>,
     pub elapsed_secs: f64,
+    /// The external servers measured (`stateless=URL`, …), if any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<String>,
     /// Set when the run was stopped before its end: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
@@ -214,6 +223,11 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         cells: std::mem::take(&mut runner.cells),
         elapsed_secs: started.elapsed().as_secs_f64(),
         partial: stopped.map(|r| format!("stopped by {r}")),
+        external: options
+            .external
+            .iter()
+            .map(|e| format!("{}={}", e.kind.name(), e.url))
+            .collect(),
     };
     drop(runner); // stops every child process
     let _ = std::fs::remove_dir_all(&work);

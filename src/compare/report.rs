@@ -27,12 +27,18 @@ pub fn write(
             &format!("{caption} | crates: {}", env.crates_line()),
         )?;
     }
-    let rel = run_dir
-        .strip_prefix(results)
-        .unwrap_or(run_dir)
-        .to_path_buf();
+    // A run against external servers reports beside its raw data, so it
+    // never replaces the reference servers' report.
+    let (path, rel) = if record.external.is_empty() {
+        let rel = run_dir
+            .strip_prefix(results)
+            .unwrap_or(run_dir)
+            .to_path_buf();
+        (results.join("REPORT.md"), rel)
+    } else {
+        (run_dir.join("REPORT.md"), PathBuf::from("."))
+    };
     let md = markdown(record, env, &rel, &drawn);
-    let path = results.join("REPORT.md");
     std::fs::write(&path, md)?;
     Ok(path)
 }
@@ -97,6 +103,61 @@ struct Claim {
     claim: &'static str,
     verdict: String,
     evidence: String,
+}
+
+/// The claims that one external server of each kind can support or
+/// refute, from their cells (labelled *(external)*).
+fn external_claims(all: &[Cell]) -> Vec<Claim> {
+    let mut out = Vec::new();
+    let (sl, sf) = ("stateless (external)", "stateful (external)");
+    if let (Some(a), Some(b)) = (cpu_of(all, sl), cpu_of(all, sf)) {
+        out.push(Claim {
+            claim: "Verifying a JWT costs more CPU than looking up a session (external servers)",
+            verdict: if a > b * 1.05 {
+                "supported"
+            } else if a < b * 0.95 {
+                "refuted"
+            } else {
+                "within noise"
+            }
+            .into(),
+            evidence: format!(
+                "server CPU per request at {} req/s: stateless {a:.1} µs, stateful {b:.1} µs",
+                super::matrix::EQUAL_RATE
+            ),
+        });
+    }
+    let bytes = |server: &str, items: usize| {
+        cells(all, "state-size")
+            .find(|c| c.server == server && c.cart_items == Some(items))
+            .and_then(|c| c.bytes_per_request)
+    };
+    if let (Some(s0), Some(s100), Some(f100)) = (bytes(sl, 0), bytes(sl, 100), bytes(sf, 100)) {
+        out.push(Claim {
+            claim: "Stateless requests grow with the state they carry; stateful ones do not (external servers)",
+            verdict: if s100 > 2.0 * s0 && f100 < s100 { "supported" } else { "mixed" }.into(),
+            evidence: format!(
+                "credential + body bytes per request: stateless {s0:.0} B at 0 items, {s100:.0} B at 100; stateful {f100:.0} B at 100"
+            ),
+        });
+    }
+    let p99 = |server: &str| at_users(all, server, cpu_level(all)).and_then(|c| c.p99_us);
+    if let (Some(a), Some(b)) = (p99(sl), p99(sf)) {
+        out.push(Claim {
+            claim: "Latency: stateless and stateful answer /profile alike (external servers)",
+            verdict: if a.max(b) as f64 <= 1.2 * a.min(b) as f64 {
+                "supported"
+            } else {
+                "refuted"
+            }
+            .into(),
+            evidence: format!(
+                "p99 at {} users: stateless {a} µs, stateful {b} µs",
+                cpu_level(all)
+            ),
+        });
+    }
+    out
 }
 
 fn claims(all: &[Cell]) -> Vec<Claim> {
@@ -333,12 +394,31 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
              Rerun the command for the whole report.\n"
         );
     }
+    if !record.external.is_empty() {
+        let _ = writeln!(
+            md,
+            "**External servers** (started outside statebench, labelled *(external)*): {}. \
+             Only the matrices that make sense for one server run: concurrency, equal rate, state \
+             size. Server CPU and memory come from `--target-pid` (n/a without it).\n",
+            record
+                .external
+                .iter()
+                .map(|e| format!("`{e}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     let _ = writeln!(md, "{}", env.markdown());
     let _ = writeln!(
         md,
         "## Claims and evidence\n\n| claim | verdict | evidence |\n|---|---|---|"
     );
-    for c in claims(all) {
+    let claims = if record.external.is_empty() {
+        claims(all)
+    } else {
+        external_claims(all)
+    };
+    for c in claims {
         let _ = writeln!(md, "| {} | **{}** | {} |", c.claim, c.verdict, c.evidence);
     }
     let level = cpu_level(all);
@@ -403,7 +483,7 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
     for c in cells(all, "concurrency") {
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
             c.server,
             c.users,
             c.offered_rps
@@ -415,6 +495,7 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
             us(c.p999_us),
             us(c.max_us),
             f1(c.server_cpu_us_per_request),
+            f1(c.store_cpu_us_per_request),
             c.server_cpu_cores.map_or("–".into(), |v| format!("{v:.2}")),
             c.generator_cpu_cores,
             errors(c),
@@ -422,154 +503,163 @@ fn markdown(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]
         );
     }
 
-    // 2. Horizontal
-    let _ = writeln!(
-        md,
-        "\n## 2. Horizontal scaling and routing\n\n{} users log in once and loop `/profile`. A miss is a 403 after a successful login (the session is not on the replica the request reached); the user then logs in again.\n",
-        super::matrix::SCALE_USERS_DOC
-    );
-    chart(
-        &mut md,
-        "miss_rate.svg",
-        "session-miss rate by routing policy",
-    );
-    legend(
-        &mut md,
-        "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
-    );
-    let _ = writeln!(
-        md,
-        "| server | balancer | policy | replicas | success | miss rate | requests per replica | req/s | p50 µs | p99 µs | server CPU µs/req | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for c in cells(all, "horizontal") {
-        let ok = 1.0 - c.failures as f64 / c.requests.max(1) as f64;
+    if cells(all, "horizontal").next().is_some() {
+        // 2. Horizontal
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
-            c.server,
-            c.balancer.as_deref().unwrap_or(""),
-            c.policy.as_deref().unwrap_or(""),
-            c.replicas,
-            pct(ok),
-            pct(c.miss_rate),
-            c.routed
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(" / "),
-            c.achieved_rps,
-            us(c.p50_us),
-            us(c.p99_us),
-            f1(c.server_cpu_us_per_request),
-            notes(c)
+            "\n## 2. Horizontal scaling and routing\n\n{} users log in once and loop `/profile`. A miss is a 403 after a successful login (the session is not on the replica the request reached); the user then logs in again.\n",
+            super::matrix::SCALE_USERS_DOC
         );
+        chart(
+            &mut md,
+            "miss_rate.svg",
+            "session-miss rate by routing policy",
+        );
+        legend(
+            &mut md,
+            "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
+        );
+        let _ = writeln!(
+            md,
+            "| server | balancer | policy | replicas | success | miss rate | requests per replica | req/s | p50 µs | p99 µs | server CPU µs/req | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for c in cells(all, "horizontal") {
+            let ok = 1.0 - c.failures as f64 / c.requests.max(1) as f64;
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+                c.server,
+                c.balancer.as_deref().unwrap_or(""),
+                c.policy.as_deref().unwrap_or(""),
+                c.replicas,
+                pct(ok),
+                pct(c.miss_rate),
+                c.routed
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                c.achieved_rps,
+                us(c.p50_us),
+                us(c.p99_us),
+                f1(c.server_cpu_us_per_request),
+                notes(c)
+            );
+        }
     }
 
-    // 3. Failures
-    let _ = writeln!(
-        md,
-        "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), or each is drained, SIGTERMed and restarted in turn (`rolling-restart`). A refused connection takes a replica out of the embedded balancer's rotation. *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n"
-    );
-    chart(
-        &mut md,
-        "sessions_lost.svg",
-        "sessions lost per failure type",
-    );
-    legend(
-        &mut md,
-        "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
-    );
-    let _ = writeln!(
-        md,
-        "| server | policy | event | requests | failed | errors | sessions lost | recovery ms | remapped by the hash ring | p99 µs |\n|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for c in cells(all, "failures") {
+    if cells(all, "failures").next().is_some() {
+        // 3. Failures
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            c.server,
-            c.policy.as_deref().unwrap_or(""),
-            c.event.as_deref().unwrap_or(""),
-            c.requests,
-            c.failures,
-            errors(c),
-            c.sessions_lost,
-            f1(c.recovery_ms),
-            c.remapped_fraction.map_or("–".into(), pct),
-            us(c.p99_us)
+            "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), or each is drained, SIGTERMed and restarted in turn (`rolling-restart`). A refused connection takes a replica out of the embedded balancer's rotation. *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n"
         );
+        chart(
+            &mut md,
+            "sessions_lost.svg",
+            "sessions lost per failure type",
+        );
+        legend(
+            &mut md,
+            "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
+        );
+        let _ = writeln!(
+            md,
+            "| server | policy | event | requests | failed | errors | sessions lost | recovery ms | remapped by the hash ring | p99 µs |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
+        for c in cells(all, "failures") {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                c.server,
+                c.policy.as_deref().unwrap_or(""),
+                c.event.as_deref().unwrap_or(""),
+                c.requests,
+                c.failures,
+                errors(c),
+                c.sessions_lost,
+                f1(c.recovery_ms),
+                c.remapped_fraction.map_or("–".into(), pct),
+                us(c.p99_us)
+            );
+        }
     }
 
-    // 4. State size
-    let _ = writeln!(
-        md,
-        "\n## 4. State size\n\nThe cart scenario: add items one by one up to N, reading `/cart` after each. Bytes are what the client sends as credential and body (the `Authorization` token, or the `sid` cookie, plus the JSON body).\n"
-    );
-    chart(
-        &mut md,
-        "bytes_per_request.svg",
-        "bytes per request vs cart size",
-    );
-    legend(
-        &mut md,
-        "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
-    );
-    let _ = writeln!(
-        md,
-        "| server | cart items | bytes/request | req/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|---|"
-    );
-    for c in cells(all, "state-size") {
+    if cells(all, "state-size").next().is_some() {
+        // 4. State size
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {:.0} | {} | {} | {} |",
-            c.server,
-            c.cart_items.unwrap_or(0),
-            c.bytes_per_request
-                .map_or("–".into(), |b| format!("{b:.0}")),
-            c.achieved_rps,
-            us(c.p50_us),
-            us(c.p99_us),
-            f1(c.server_cpu_us_per_request)
+            "\n## 4. State size\n\nThe cart scenario: add items one by one up to N, reading `/cart` after each. Bytes are what the client sends as credential and body (the `Authorization` token, or the `sid` cookie, plus the JSON body).\n"
         );
+        chart(
+            &mut md,
+            "bytes_per_request.svg",
+            "bytes per request vs cart size",
+        );
+        legend(
+            &mut md,
+            "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
+        );
+        let _ = writeln!(
+            md,
+            "| server | cart items | bytes/request | req/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|---|"
+        );
+        for c in cells(all, "state-size") {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {:.0} | {} | {} | {} |",
+                c.server,
+                c.cart_items.unwrap_or(0),
+                c.bytes_per_request
+                    .map_or("–".into(), |b| format!("{b:.0}")),
+                c.achieved_rps,
+                us(c.p50_us),
+                us(c.p99_us),
+                f1(c.server_cpu_us_per_request)
+            );
+        }
     }
 
-    // 5. WebSocket
-    let _ = writeln!(
-        md,
-        "\n## 5. WebSocket\n\nIdle connections held by one server (RSS growth divided by connections), then chat rooms of 4 members spread over 2 replicas round-robin, without and with the Redis backplane.\n"
-    );
-    chart(
-        &mut md,
-        "ws_rss_per_connection.svg",
-        "RSS per WebSocket connection",
-    );
-    chart(&mut md, "chat_delivery.svg", "chat delivery ratio");
-    legend(
-        &mut md,
-        "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
-    );
-    let _ = writeln!(
-        md,
-        "| cell | connections | RSS | RSS per connection | delivery ratio | fan-out p50 µs | fan-out p99 µs |\n|---|---|---|---|---|---|---|"
-    );
-    for c in cells(all, "websocket") {
+    if cells(all, "websocket").next().is_some() {
+        // 5. WebSocket
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} |",
-            c.id,
-            c.connections.map_or(c.users.to_string(), |n| n.to_string()),
-            c.rss_bytes
-                .iter()
-                .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
-                .collect::<Vec<_>>()
-                .join(" / "),
-            c.rss_per_connection
-                .map_or("–".into(), |b| format!("{:.1} KiB", b / 1024.0)),
-            c.delivery_ratio.map_or("–".into(), pct),
-            us(c.p50_us),
-            us(c.p99_us)
+            "\n## 5. WebSocket\n\nIdle connections held by one server (RSS growth divided by connections), then chat rooms of 4 members spread over 2 replicas round-robin, without and with the Redis backplane.\n"
         );
+        chart(
+            &mut md,
+            "ws_rss_per_connection.svg",
+            "RSS per WebSocket connection",
+        );
+        chart(&mut md, "chat_delivery.svg", "chat delivery ratio");
+        legend(
+            &mut md,
+            "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
+        );
+        let _ = writeln!(
+            md,
+            "| cell | connections | RSS | RSS per connection | delivery ratio | fan-out p50 µs | fan-out p99 µs |\n|---|---|---|---|---|---|---|"
+        );
+        for c in cells(all, "websocket") {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                c.id,
+                c.connections.map_or(c.users.to_string(), |n| n.to_string()),
+                c.rss_bytes
+                    .iter()
+                    .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+                c.rss_per_connection
+                    .map_or("–".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+                c.delivery_ratio.map_or("–".into(), pct),
+                us(c.p50_us),
+                us(c.p99_us)
+            );
+        }
     }
+
     let invalid: Vec<&Cell> = all.iter().filter(|c| !c.valid).collect();
     let _ = writeln!(
         md,

@@ -2,6 +2,8 @@
 //! serving a Router on a loopback port, and finding Redis.
 #![allow(dead_code)]
 
+pub mod procs;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

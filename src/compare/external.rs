@@ -1,0 +1,320 @@
+//! Servers the comparison did not start (`compare --target NAME=URL`):
+//! an Express, Go or Spring implementation of the contract, or a
+//! statebench server started by hand. Before any load, a short probe checks
+//! the routes the scenarios need and names every one that is missing or
+//! answers differently, so a matrix is skipped with a reason instead of
+//! failing request by request.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Which design an external server stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Stateless,
+    Stateful,
+    Ws,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stateless => "stateless",
+            Self::Stateful => "stateful",
+            Self::Ws => "ws",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "stateless" => Ok(Self::Stateless),
+            "stateful" => Ok(Self::Stateful),
+            "ws" => Ok(Self::Ws),
+            _ => Err(format!(
+                "{s:?} is not a server name (stateless, stateful or ws)"
+            )),
+        }
+    }
+
+    /// The label of its cells in the report.
+    pub fn label(self) -> String {
+        format!("{} (external)", self.name())
+    }
+}
+
+/// One external server.
+#[derive(Debug, Clone)]
+pub struct External {
+    pub kind: Kind,
+    /// Base URL, without a trailing slash.
+    pub url: String,
+    /// Its process, for CPU and memory (`--target-pid`).
+    pub pid: Option<u32>,
+}
+
+/// `--target NAME=URL`.
+pub fn parse_target(s: &str) -> Result<(Kind, String), String> {
+    let (name, url) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))?;
+    let kind = Kind::parse(name)?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!("{url:?} is not an http:// URL"));
+    }
+    Ok((kind, url.trim_end_matches('/').to_owned()))
+}
+
+/// `--target-pid NAME=PID`.
+pub fn parse_target_pid(s: &str) -> Result<(Kind, u32), String> {
+    let (name, pid) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
+    let kind = Kind::parse(name)?;
+    let pid: u32 = pid
+        .parse()
+        .map_err(|_| format!("{pid:?} is not a process id"))?;
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return Err(format!("no process {pid} on this machine"));
+    }
+    Ok((kind, pid))
+}
+
+/// What the probe found a server to support.
+#[derive(Debug, Clone, Default)]
+pub struct Contract {
+    /// Login and profile: enough for the concurrency matrix.
+    pub profile: bool,
+    /// Adding to and reading the cart: the state-size matrix.
+    pub cart: bool,
+    /// The WebSocket echo.
+    pub ws_echo: bool,
+    /// One line per missing or different route.
+    pub problems: Vec<String>,
+}
+
+/// Probes one server's contract (a handful of requests, 5 s at most each).
+pub async fn probe(target: &External) -> Contract {
+    let mut c = Contract::default();
+    let name = target.kind.name();
+    if target.kind == Kind::Ws {
+        match ws_echo(&target.url).await {
+            Ok(()) => c.ws_echo = true,
+            Err(why) => c.problems.push(format!(
+                "target {name} does not implement the WebSocket echo on GET /ws ({why}); its cells are skipped"
+            )),
+        }
+        return c;
+    }
+    let Ok(http) = reqwest::Client::builder()
+        .cookie_store(true)
+        .timeout(Duration::from_secs(5))
+        .build()
+    else {
+        c.problems.push("cannot build an HTTP client".into());
+        return c;
+    };
+    let base = &target.url;
+    let mut problem = |route: &str, got: String, skipped: &str| {
+        c.problems.push(format!(
+            "target {name} does not implement {route} ({got}); {skipped}"
+        ));
+    };
+    let login = http
+        .post(format!("{base}/login"))
+        .header("content-type", "application/json")
+        .body(r#"{"name":"probe","id":1}"#)
+        .send()
+        .await;
+    let token = match login {
+        Ok(r) if r.status().is_success() => {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            body["token"].as_str().map(str::to_owned)
+        }
+        Ok(r) => {
+            problem(
+                "POST /login",
+                r.status().as_u16().to_string(),
+                "every matrix is skipped",
+            );
+            return c;
+        }
+        Err(e) => {
+            problem("POST /login", short(&e), "every matrix is skipped");
+            return c;
+        }
+    };
+    if target.kind == Kind::Stateless && token.is_none() {
+        problem(
+            "POST /login",
+            "no {\"token\"} in the answer".into(),
+            "every matrix is skipped",
+        );
+        return c;
+    }
+    let with = |b: reqwest::RequestBuilder, token: &Option<String>| match token {
+        Some(t) => b.header("Authorization", t.as_str()),
+        None => b,
+    };
+    match with(http.get(format!("{base}/profile")), &token)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            let text = r.text().await.unwrap_or_default();
+            if text.starts_with("Welcome back") {
+                c.profile = true;
+            } else {
+                problem(
+                    "GET /profile",
+                    format!("answered {text:?}, not \"Welcome back, …\""),
+                    "every matrix is skipped",
+                );
+                return c;
+            }
+        }
+        Ok(r) => {
+            problem(
+                "GET /profile",
+                r.status().as_u16().to_string(),
+                "every matrix is skipped",
+            );
+            return c;
+        }
+        Err(e) => {
+            problem("GET /profile", short(&e), "every matrix is skipped");
+            return c;
+        }
+    }
+    let add = with(http.post(format!("{base}/cart/items")), &token)
+        .header("content-type", "application/json")
+        .body(r#"{"sku":"probe","qty":1}"#)
+        .send()
+        .await;
+    let token = match add {
+        Ok(r) if r.status().is_success() => {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            // A stateless server hands out a new token carrying the cart.
+            body["token"].as_str().map(str::to_owned).or(token)
+        }
+        Ok(r) => {
+            problem(
+                "POST /cart/items",
+                r.status().as_u16().to_string(),
+                "the state-size matrix is skipped",
+            );
+            return c;
+        }
+        Err(e) => {
+            problem(
+                "POST /cart/items",
+                short(&e),
+                "the state-size matrix is skipped",
+            );
+            return c;
+        }
+    };
+    match with(http.get(format!("{base}/cart")), &token).send().await {
+        Ok(r) if r.status().is_success() => {
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            if body["items"].is_array() {
+                c.cart = true;
+            } else {
+                problem(
+                    "GET /cart",
+                    "no {\"items\": […]} in the answer".into(),
+                    "the state-size matrix is skipped",
+                );
+            }
+        }
+        Ok(r) => problem(
+            "GET /cart",
+            r.status().as_u16().to_string(),
+            "the state-size matrix is skipped",
+        ),
+        Err(e) => problem("GET /cart", short(&e), "the state-size matrix is skipped"),
+    }
+    match with(http.post(format!("{base}/logout")), &token)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {}
+        Ok(r) => problem(
+            "POST /logout",
+            r.status().as_u16().to_string(),
+            "no matrix needs it; noted only",
+        ),
+        Err(e) => problem("POST /logout", short(&e), "no matrix needs it; noted only"),
+    }
+    c
+}
+
+async fn ws_echo(base: &str) -> Result<(), String> {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = base
+        .replacen("http://", "ws://", 1)
+        .replacen("https://", "wss://", 1)
+        + "/ws";
+    let attempt = async {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+            .await
+            .map_err(|e| e.to_string())?;
+        socket
+            .send(Message::text("probe"))
+            .await
+            .map_err(|e| e.to_string())?;
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(t))) if t.as_str() == "Server received: probe" => {
+                    let _ = socket.close(None).await;
+                    return Ok(());
+                }
+                Some(Ok(Message::Text(t))) => return Err(format!("answered {:?}", t.as_str())),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("closed without an answer".into()),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), attempt)
+        .await
+        .map_err(|_| "no answer within 5 s".to_string())?
+}
+
+/// A request error in a few words.
+fn short(e: &reqwest::Error) -> String {
+    if e.is_connect() {
+        "connection refused".into()
+    } else if e.is_timeout() {
+        "no answer within 5 s".into()
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_and_bad_ones_say_why() {
+        assert_eq!(
+            parse_target("stateless=http://127.0.0.1:3000/").unwrap(),
+            (Kind::Stateless, "http://127.0.0.1:3000".into())
+        );
+        assert!(
+            parse_target("jwt=http://x")
+                .unwrap_err()
+                .contains("not a server name")
+        );
+        assert!(
+            parse_target("ws=127.0.0.1:3000")
+                .unwrap_err()
+                .contains("http://")
+        );
+        assert!(parse_target_pid("stateful=notapid").is_err());
+        assert!(parse_target_pid(&format!("stateful={}", std::process::id())).is_ok());
+    }
+}
