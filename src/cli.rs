@@ -70,7 +70,7 @@ pub struct CompareArgs {
     /// <DIR>/load/<run>/.
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
-    /// Name of this run's raw-data directory (default: `quick` or `full`).
+    /// Name of this run's raw-data directory (default: `quick`, `full`, or `external` with --target).
     #[arg(long, value_name = "NAME")]
     pub run_name: Option<String>,
     /// Do not measure: rewrite REPORT.md and the charts from the run's saved

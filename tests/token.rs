@@ -244,6 +244,7 @@ fn call(app: &axum::Router, method: &str, path: &str, token: &str) -> (u16, Stri
     use axum::http::Request;
     use tower::ServiceExt;
     let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
