@@ -516,6 +516,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             url
         }
     };
+    if args.target.is_some() {
+        warn_about_missing_routes(&target, args.scenario).await;
+    }
     let config = LoadConfig {
         users: args.users,
         increase_rate: args.increase_rate,
@@ -546,6 +549,43 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         crate::stop::eprintln(&format!("saved {}", path.display()));
     }
     Ok(())
+}
+
+/// Before a run against someone else's server: names every route the
+/// scenario needs that the target does not implement, so a run of 404s
+/// says why. (A target that is not there at all is the run's own error.)
+async fn warn_about_missing_routes(target: &str, scenario: crate::loadtests::ScenarioKind) {
+    use crate::compare::external::{External, Kind, probe};
+    use crate::loadtests::ScenarioKind as S;
+    let (kind, needs): (Kind, &[&str]) = match scenario {
+        S::Stateless => (Kind::Stateless, &["POST /login", "GET /profile"]),
+        S::Stateful => (Kind::Stateful, &["POST /login", "GET /profile"]),
+        S::Cart => (
+            Kind::Stateful,
+            &[
+                "POST /login",
+                "GET /profile",
+                "POST /cart/items",
+                "GET /cart",
+            ],
+        ),
+        S::WsEcho => (Kind::Ws, &["GET /ws"]),
+        S::Healthz | S::LoginStorm | S::WsChat => return,
+    };
+    let contract = probe(&External {
+        kind,
+        url: target.to_owned(),
+        pid: None,
+    })
+    .await;
+    for (route, got) in &contract.missing {
+        if needs.contains(route) && got != "connection refused" {
+            crate::stop::eprintln(&format!(
+                "warning: {target} does not implement {route} ({got}), which the {} scenario needs",
+                scenario.name()
+            ));
+        }
+    }
 }
 
 /// Starts a server with default settings on a free loopback port; it stops

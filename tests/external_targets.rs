@@ -183,3 +183,41 @@ fn a_target_that_is_not_there_is_named() {
     assert!(cells_of(&out).is_empty());
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `load --scenario cart` against a server without `/cart`: the run says
+/// which route is missing instead of only counting failures.
+#[test]
+fn load_names_the_route_a_target_lacks() {
+    let tag = tag();
+    let (mut partial, url) = partial_server();
+    let mut child = command(
+        &tag,
+        &[
+            "load",
+            "--scenario",
+            "cart",
+            "--target",
+            &url,
+            "--users",
+            "2",
+            "--run-time",
+            "1",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let finished = exit_within(&mut child, LIMIT);
+    let said: Vec<String> = stderr.try_iter().collect();
+    let _ = partial.kill();
+    assert!(finished.is_some(), "load did not finish: {said:#?}");
+    assert!(
+        said.iter().any(|l| l
+            == &format!(
+                "warning: {url} does not implement POST /cart/items (404), which the cart scenario needs"
+            )),
+        "{said:#?}"
+    );
+}

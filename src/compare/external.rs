@@ -90,8 +90,10 @@ pub struct Contract {
     pub cart: bool,
     /// The WebSocket echo.
     pub ws_echo: bool,
-    /// One line per missing or different route.
+    /// One line per missing or different route, and what it skips.
     pub problems: Vec<String>,
+    /// The same, short: `ROUTE (what it answered)`.
+    pub missing: Vec<(&'static str, String)>,
 }
 
 /// Probes one server's contract (a handful of requests, 5 s at most each).
@@ -101,9 +103,12 @@ pub async fn probe(target: &External) -> Contract {
     if target.kind == Kind::Ws {
         match ws_echo(&target.url).await {
             Ok(()) => c.ws_echo = true,
-            Err(why) => c.problems.push(format!(
-                "target {name} does not implement the WebSocket echo on GET /ws ({why}); its cells are skipped"
-            )),
+            Err(why) => {
+                c.problems.push(format!(
+                    "target {name} does not implement the WebSocket echo on GET /ws ({why}); its cells are skipped"
+                ));
+                c.missing.push(("GET /ws", why));
+            }
         }
         return c;
     }
@@ -116,10 +121,11 @@ pub async fn probe(target: &External) -> Contract {
         return c;
     };
     let base = &target.url;
-    let mut problem = |route: &str, got: String, skipped: &str| {
+    let mut problem = |route: &'static str, got: String, skipped: &str| {
         c.problems.push(format!(
             "target {name} does not implement {route} ({got}); {skipped}"
         ));
+        c.missing.push((route, got));
     };
     let login = http
         .post(format!("{base}/login"))
