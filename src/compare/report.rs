@@ -99,6 +99,13 @@ fn equal_rate<'a>(all: &'a [Cell], server: &'a str) -> impl Iterator<Item = &'a 
     cells(all, "concurrency").filter(move |c| c.server == server && c.id.contains("/equal-rate"))
 }
 
+/// Credential and body bytes per request of `server` with a cart of `items`.
+fn bytes_at(all: &[Cell], server: &str, items: usize) -> Option<f64> {
+    cells(all, "state-size")
+        .find(|c| c.server == server && c.cart_items == Some(items))
+        .and_then(|c| c.bytes_per_request)
+}
+
 struct Claim {
     claim: &'static str,
     verdict: String,
@@ -127,11 +134,7 @@ fn external_claims(all: &[Cell]) -> Vec<Claim> {
             ),
         });
     }
-    let bytes = |server: &str, items: usize| {
-        cells(all, "state-size")
-            .find(|c| c.server == server && c.cart_items == Some(items))
-            .and_then(|c| c.bytes_per_request)
-    };
+    let bytes = |server: &str, items: usize| bytes_at(all, server, items);
     if let (Some(s0), Some(s100), Some(f100)) = (bytes(sl, 0), bytes(sl, 100), bytes(sf, 100)) {
         out.push(Claim {
             claim: "Stateless requests grow with the state they carry; stateful ones do not (external servers)",
@@ -300,11 +303,7 @@ fn claims(all: &[Cell]) -> Vec<Claim> {
             ),
         });
     }
-    let bytes = |server: &str, items: usize| {
-        cells(all, "state-size")
-            .find(|c| c.server == server && c.cart_items == Some(items))
-            .and_then(|c| c.bytes_per_request)
-    };
+    let bytes = |server: &str, items: usize| bytes_at(all, server, items);
     if let (Some(s0), Some(s100), Some(f100)) = (
         bytes("stateless HS256", 0),
         bytes("stateless HS256", 100),
