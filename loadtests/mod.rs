@@ -31,7 +31,7 @@ pub mod ws_chat;
 pub mod ws_echo;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -208,11 +208,12 @@ pub struct Shared {
     pub chat: ws_chat::ChatStats,
     /// The zero of timestamps carried inside chat messages.
     pub epoch: Instant,
-    /// Requests that got an answer (any HTTP status, a WebSocket
-    /// handshake), and connections the target refused: together they tell
-    /// a dead target from a live one.
-    pub answered: AtomicU64,
-    pub refused: AtomicU64,
+    /// Whether any request got an answer (any HTTP status, a WebSocket
+    /// handshake), and whether the target refused a connection: together
+    /// they tell a dead target from a live one. Flags, not counters: set
+    /// once, then only read, so the hot path writes no shared cache line.
+    pub answered: AtomicBool,
+    pub refused: AtomicBool,
     /// Failed requests that carried no HTTP status, by kind (`connect`,
     /// `reset`, `timeout`, `ws close 1011`, …). HTTP statuses come from
     /// goose. Counted, never stored one by one: memory stays flat however
@@ -251,8 +252,8 @@ impl Shared {
             requests_sent: AtomicU64::new(0),
             chat: ws_chat::ChatStats::default(),
             epoch: Instant::now(),
-            answered: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
+            answered: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
             errors: Mutex::new(BTreeMap::new()),
             cancel: CancellationToken::new(),
             backoff_ms: (0..config.users.max(1))
@@ -351,9 +352,8 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         }
         Err(e) => return Err(anyhow::anyhow!("load test failed: {e}")),
     };
-    let answered = shared.answered.load(Ordering::Relaxed);
-    if answered == 0 && crate::stop::requested().is_none() {
-        if shared.refused.load(Ordering::Relaxed) > 0 {
+    if !shared.answered.load(Ordering::Relaxed) && crate::stop::requested().is_none() {
+        if shared.refused.load(Ordering::Relaxed) {
             return Err(TargetError::Refused(config.target.clone()).into());
         }
         return Err(TargetError::Silent(config.target.clone(), config.run_time.as_secs()).into());
@@ -385,8 +385,8 @@ async fn watch(shared: Arc<Shared>, deadline: Instant) {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let dead = started.elapsed() >= REFUSED_FOR
-            && shared.answered.load(Ordering::Relaxed) == 0
-            && shared.refused.load(Ordering::Relaxed) > 0;
+            && !shared.answered.load(Ordering::Relaxed)
+            && shared.refused.load(Ordering::Relaxed);
         let why = if let Some(r) = crate::stop::requested() {
             format!("stopped by {r}")
         } else if dead {
@@ -449,7 +449,9 @@ pub(crate) async fn back_off(user: &GooseUser, shared: &Shared) {
 /// A request got an answer: the target is alive, and this user's back-off
 /// starts over.
 pub(crate) fn answered(user: &GooseUser, shared: &Shared) {
-    shared.answered.fetch_add(1, Ordering::Relaxed);
+    if !shared.answered.load(Ordering::Relaxed) {
+        shared.answered.store(true, Ordering::Relaxed);
+    }
     let slot = &shared.backoff_ms[user.weighted_users_index % shared.backoff_ms.len()];
     if slot.load(Ordering::Relaxed) != 0 {
         slot.store(0, Ordering::Relaxed);
@@ -557,7 +559,7 @@ pub(crate) async fn send(
             shared.trouble();
             shared.count_error(transport_kind(&e));
             if e.is_connect() {
-                shared.refused.fetch_add(1, Ordering::Relaxed);
+                shared.refused.store(true, Ordering::Relaxed);
                 let base = url.strip_suffix(path).unwrap_or(&url);
                 shared.balancer.report_refused(slot, base);
             }

@@ -94,7 +94,7 @@ pub(crate) async fn record(
             if f.kind == "connect" {
                 shared
                     .refused
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
             }
             back_off(user, shared).await;
         }

@@ -164,15 +164,7 @@ pub async fn wait() {
 /// Runs the child in a process group of its own (the terminal's SIGINT
 /// does not reach it) and kills it if this process dies first.
 pub fn own_group(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
-    cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; it runs in the child between
-    // fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    own_group_std(cmd.as_std_mut());
     cmd
 }
 
@@ -181,7 +173,8 @@ pub fn own_group(cmd: &mut tokio::process::Command) -> &mut tokio::process::Comm
 pub fn own_group_std(cmd: &mut std::process::Command) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    // SAFETY: as in `own_group`.
+    // SAFETY: prctl is async-signal-safe; it runs in the child between
+    // fork and exec.
     unsafe {
         cmd.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -217,8 +210,9 @@ pub fn run_to_end(
     }
 }
 
-/// Forgets a group whose leader was reaped (its pid may be reused).
-fn forget(pgid: u32) {
+/// Forgets a group whose leader was reaped: its pid may be reused, so it
+/// must never be signalled again.
+pub fn forget(pgid: u32) {
     if let Ok(mut g) = CHILD_GROUPS.lock() {
         g.remove(&(pgid as i32));
     }

@@ -264,7 +264,7 @@ impl ChildProc {
         crate::stop::signal_group(self.pid, libc::SIGTERM);
         if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
             self.reaped = true;
-            crate::stop::kill_group(self.pid);
+            crate::stop::forget(self.pid);
         } else {
             self.kill().await;
         }
