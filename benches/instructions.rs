@@ -9,7 +9,6 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -17,9 +16,8 @@ use axum::http::{Request, header};
 use gungraun::{library_benchmark, library_benchmark_group, main};
 use statebench::clock::{Clock, SystemClock};
 use statebench::keys::{KeyPair, TokenAlg};
-use statebench::metrics::Metrics;
 use statebench::model::User;
-use statebench::server::{stateful, stateless};
+use statebench::server::{Base, Lifecycle, stateful, stateless};
 use statebench::session::{MemoryStore, SessionId, StoreConfig};
 use statebench::token::{Claims, TokenService};
 use statebench::workload::realistic_session;
@@ -116,15 +114,13 @@ fn stateless_setup() -> &'static Handler {
             3600,
         ))
         .unwrap();
-    let state = stateless::StatelessState {
+    let config = stateless::Config {
         tokens,
-        clock: Arc::new(SystemClock),
         denylist: None,
-        metrics: Metrics::new(),
     };
     let h = Handler {
         rt: runtime(),
-        app: stateless::app(state, Duration::from_secs(30)),
+        app: stateless::build(config, &Base::default(), &Lifecycle::default()),
         cred: (header::AUTHORIZATION, token),
     };
     profile(&h); // warm: first-use allocations are not part of the steady state
@@ -139,15 +135,13 @@ fn stateful_setup() -> &'static Handler {
             SystemClock.now_ms(),
         )
         .unwrap();
-    let state = stateful::StatefulState {
+    let config = stateful::Config {
         store,
-        clock: Arc::new(SystemClock),
-        metrics: Metrics::new(),
         cookie_secure: false,
     };
     let h = Handler {
         rt: runtime(),
-        app: stateful::app(state, Duration::from_secs(30)),
+        app: stateful::build(config, &Base::default(), &Lifecycle::default()),
         cred: (header::COOKIE, format!("sid={id}")),
     };
     profile(&h);

@@ -15,19 +15,23 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use criterion::Criterion;
-use statebench::clock::{Clock, SharedClock, SystemClock};
+use statebench::clock::{Clock, SystemClock};
 use statebench::keys::{KeyPair, TokenAlg};
-use statebench::metrics::Metrics;
 use statebench::model::User;
 use statebench::revocation::Denylist;
-use statebench::server::stateful::{self, StatefulState};
-use statebench::server::stateless::{self, StatelessState};
+use statebench::server::{Base, Lifecycle, stateful, stateless};
 use statebench::session::{MemoryStore, Session, StoreConfig};
 use statebench::token::{Claims, TokenService};
 use statebench::workload::{CART_SIZES, cart};
 use tower::ServiceExt;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+/// No background sweeps: the figures are the requests alone.
+fn base() -> Base {
+    Base {
+        request_timeout: Duration::from_secs(30),
+        ..Base::default()
+    }
+}
 
 fn stateless_app(denylist: bool) -> (Router, Arc<TokenService>) {
     let keys = KeyPair::from_secret(
@@ -36,25 +40,26 @@ fn stateless_app(denylist: bool) -> (Router, Arc<TokenService>) {
     )
     .unwrap();
     let tokens = Arc::new(TokenService::new(keys, 3600, 0));
-    let state = StatelessState {
+    let config = stateless::Config {
         tokens: tokens.clone(),
-        clock: Arc::new(SystemClock),
         denylist: denylist.then(|| Arc::new(Denylist::new(1_000_000))),
-        metrics: Metrics::new(),
     };
-    (stateless::app(state, TIMEOUT), tokens)
+    (
+        stateless::build(config, &base(), &Lifecycle::default()),
+        tokens,
+    )
 }
 
 fn stateful_app() -> (Router, Arc<MemoryStore>) {
     let store = Arc::new(MemoryStore::new(StoreConfig::default()));
-    let clock: SharedClock = Arc::new(SystemClock);
-    let state = StatefulState {
+    let config = stateful::Config {
         store: store.clone(),
-        clock,
-        metrics: Metrics::new(),
         cookie_secure: false,
     };
-    (stateful::app(state, TIMEOUT), store)
+    (
+        stateful::build(config, &base(), &Lifecycle::default()),
+        store,
+    )
 }
 
 /// A request with one credential header.

@@ -10,15 +10,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
-use crate::clock::{SharedClock, SystemClock};
 use crate::keys::{KeyPair, TokenAlg};
-use crate::metrics::Metrics;
 use crate::revocation::Denylist;
-use crate::server::stateful::{self, StatefulState};
-use crate::server::stateless::{self, StatelessState};
-use crate::server::ws::{self, WsConfig, WsState};
-use crate::server::{Lifecycle, ServeOptions};
-use crate::session::{MemoryStore, RedisStore, SessionStore, StoreConfig};
+use crate::server::ws::{self, WsConfig};
+use crate::server::{Arch, Base, Lifecycle, ServeOptions, stateful, stateless};
+use crate::session::{MemoryStore, RedisStore, StoreConfig};
 use crate::token::TokenService;
 
 /// Stateless (JWT) vs stateful (sessions, WebSocket): reference servers and
@@ -207,17 +203,6 @@ pub struct MicroArgs {
     /// Skip the instruction-count benchmarks even if valgrind is installed.
     #[arg(long)]
     pub no_instructions: bool,
-}
-
-/// Which reference server to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Arch {
-    /// JWT in the Authorization header; no server-side state.
-    Stateless,
-    /// Server-side sessions found through the `sid` cookie.
-    Stateful,
-    /// WebSocket echo (/ws) and chat rooms (/chat/{room}).
-    Ws,
 }
 
 /// What the stateless server does on logout.
@@ -507,12 +492,10 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 ScenarioKind::WsEcho => Arch::Ws,
                 _ => Arch::Stateless,
             });
-            let (url, stop) = start_local(arch).await?;
-            crate::stop::eprintln(&format!(
-                "started an in-process {} server at {url}",
-                arch_name(arch)
-            ));
-            local = Some(stop);
+            let server = arch.spawn_local().await?;
+            let url = server.url("");
+            crate::stop::eprintln(&format!("started an in-process {arch} server at {url}"));
+            local = Some(server);
             url
         }
     };
@@ -586,55 +569,6 @@ async fn warn_about_missing_routes(target: &str, scenario: crate::loadtests::Sce
             ));
         }
     }
-}
-
-/// Starts a server with default settings on a free loopback port; it stops
-/// when the returned sender is dropped.
-pub async fn start_local(arch: Arch) -> anyhow::Result<(String, tokio::sync::oneshot::Sender<()>)> {
-    let metrics = Metrics::new();
-    let clock: SharedClock = Arc::new(SystemClock);
-    let timeout = ServeOptions::default().request_timeout;
-    let app = match arch {
-        Arch::Stateless => stateless::app(
-            StatelessState {
-                tokens: Arc::new(TokenService::new(
-                    KeyPair::generate(TokenAlg::HS256)?,
-                    crate::token::DEFAULT_TTL_SECS,
-                    0,
-                )),
-                clock,
-                denylist: None,
-                metrics,
-            },
-            timeout,
-        ),
-        Arch::Stateful => stateful::app(
-            StatefulState {
-                store: Arc::new(MemoryStore::new(StoreConfig::default())),
-                clock,
-                metrics,
-                cookie_secure: false,
-            },
-            timeout,
-        ),
-        Arch::Ws => ws::app(
-            WsState::new(WsConfig::default(), Lifecycle::default(), metrics),
-            timeout,
-        ),
-    };
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(crate::server::run(
-        listener,
-        app,
-        Lifecycle::default(),
-        ServeOptions::default(),
-        async {
-            let _ = stopped.await;
-        },
-    ));
-    Ok((url, stop))
 }
 
 /// `statebench merge`: adds saved results together (histograms exactly).
@@ -746,9 +680,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         drain_timeout: secs(args.shutdown_timeout),
     };
     let lifecycle = Lifecycle::default();
-    let metrics = Metrics::new();
-    let clock: SharedClock = Arc::new(SystemClock);
-    let sweep = secs(args.sweep_interval.max(1));
+    let base = Base {
+        request_timeout: options.request_timeout,
+        sweep_interval: Some(secs(args.sweep_interval.max(1))),
+        ..Base::default()
+    };
 
     let app = match args.arch {
         Arch::Stateless => {
@@ -767,37 +703,43 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                      nor be accepted by other replicas unless the key is shared"
                 );
             }
-            let state = StatelessState {
+            let config = stateless::Config {
                 tokens: Arc::new(TokenService::new(keys, args.token_ttl, args.leeway)),
-                clock,
                 denylist: (args.revocation == Revocation::Denylist)
                     .then(|| Arc::new(Denylist::new(args.max_revoked))),
-                metrics,
             };
-            stateless::spawn_denylist_sweeper(&state, sweep, &lifecycle);
-            stateless::app(state, options.request_timeout)
+            stateless::build(config, &base, &lifecycle)
         }
         Arch::Stateful => {
             let config = StoreConfig {
                 idle_ttl_ms: args.session_ttl.saturating_mul(1000),
                 max_sessions: args.max_sessions,
             };
+            let cookie_secure = args.cookie_secure;
             if args.store == "memory" {
-                stateful_app(
-                    MemoryStore::new(config),
-                    &args,
-                    clock,
-                    metrics,
+                let store = Arc::new(MemoryStore::new(config));
+                stateful::build(
+                    stateful::Config {
+                        store,
+                        cookie_secure,
+                    },
+                    &base,
                     &lifecycle,
-                    sweep,
-                    options,
                 )
             } else if args.store.starts_with("redis://") || args.store.starts_with("rediss://") {
                 let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
                 if let Err(e) = store.ping().await {
                     tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
                 }
-                stateful_app(store, &args, clock, metrics, &lifecycle, sweep, options)
+                let store = Arc::new(store);
+                stateful::build(
+                    stateful::Config {
+                        store,
+                        cookie_secure,
+                    },
+                    &base,
+                    &lifecycle,
+                )
             } else {
                 anyhow::bail!(
                     "--store must be `memory` or a redis:// URL, not {:?}",
@@ -806,7 +748,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         }
         Arch::Ws => {
-            let config = WsConfig {
+            let limits = WsConfig {
                 max_message: args.ws_max_message,
                 idle_timeout: secs(args.ws_idle_timeout.max(1)),
                 ping_interval: secs(args.ws_ping_interval.max(1)),
@@ -814,11 +756,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 read_buffer: args.ws_read_buffer.max(256),
                 ..WsConfig::default()
             };
-            let mut state = WsState::new(config, lifecycle.clone(), metrics);
-            if let Some(url) = &args.backplane {
-                state = state.with_backplane(url, &args.redis_prefix)?;
-            }
-            ws::app(state, options.request_timeout)
+            let backplane = args
+                .backplane
+                .clone()
+                .map(|url| (url, args.redis_prefix.clone()));
+            ws::build(ws::Config { limits, backplane }, &base, &lifecycle)?.0
         }
     };
 
@@ -829,7 +771,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // One line on stdout that harnesses read to learn the port.
     crate::stop::println(&format!(
         "statebench {} listening on http://{local}",
-        arch_name(args.arch)
+        args.arch
     ));
     crate::server::run(
         listener,
@@ -840,31 +782,4 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
-}
-
-fn stateful_app<S: SessionStore>(
-    store: S,
-    args: &ServeArgs,
-    clock: SharedClock,
-    metrics: Arc<Metrics>,
-    lifecycle: &Lifecycle,
-    sweep: Duration,
-    options: ServeOptions,
-) -> axum::Router {
-    let state = StatefulState {
-        store: Arc::new(store),
-        clock,
-        metrics,
-        cookie_secure: args.cookie_secure,
-    };
-    stateful::spawn_sweeper(&state, sweep, lifecycle);
-    stateful::app(state, options.request_timeout)
-}
-
-fn arch_name(a: Arch) -> &'static str {
-    match a {
-        Arch::Stateless => "stateless",
-        Arch::Stateful => "stateful",
-        Arch::Ws => "ws",
-    }
 }

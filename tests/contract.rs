@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, header};
@@ -169,7 +167,7 @@ async fn same_script_same_answers_over_sockets() {
         let server = common::serve(app, Lifecycle::default()).await;
         let got = script(&mut Client::socket(server.url(""))).await;
         assert_eq!(got, expected(after_logout));
-        server.shutdown().await;
+        common::shutdown(server).await;
     }
 }
 
@@ -180,10 +178,7 @@ async fn same_script_on_redis_store() {
     };
     let prefix = common::unique_prefix();
     let store = RedisStore::open(&url, &prefix, StoreConfig::default()).unwrap();
-    let app = statebench::server::stateful::app(
-        common::stateful_state(store, Arc::new(statebench::clock::SystemClock)),
-        common::TIMEOUT,
-    );
+    let app = common::stateful_with(store, &common::base());
     assert_eq!(script(&mut Client::router(app)).await, expected(403));
     common::redis_cleanup(&url, &prefix).await;
 }
@@ -196,10 +191,7 @@ async fn replicas_sharing_redis_share_sessions() {
     let prefix = common::unique_prefix();
     let replica = || {
         let store = RedisStore::open(&url, &prefix, StoreConfig::default()).unwrap();
-        statebench::server::stateful::app(
-            common::stateful_state(store, Arc::new(statebench::clock::SystemClock)),
-            common::TIMEOUT,
-        )
+        common::stateful_with(store, &common::base())
     };
     let (a, b) = (replica(), replica());
     let mut c = Client::router(a);
@@ -313,8 +305,7 @@ async fn stateful_sessions_expire_when_idle_and_cap_answers_503() {
         idle_ttl_ms: 60_000,
         max_sessions: 2,
     });
-    let app =
-        statebench::server::stateful::app(common::stateful_state(store, shared), common::TIMEOUT);
+    let app = common::stateful_with(store, &common::base_at(shared));
     let mut a = Client::router(app.clone());
     let mut b = Client::router(app.clone());
     assert_eq!(a.send(Method::POST, "/login", "").await.0, 200);
@@ -344,9 +335,9 @@ async fn stateful_sessions_expire_when_idle_and_cap_answers_503() {
 async fn unreachable_redis_answers_503_with_a_reason() {
     // Nothing listens on port 1.
     let store = RedisStore::open("redis://127.0.0.1:1", "sb", StoreConfig::default()).unwrap();
-    let state = common::stateful_state(store, Arc::new(statebench::clock::SystemClock));
-    let metrics = state.metrics.clone();
-    let app = statebench::server::stateful::app(state, common::TIMEOUT);
+    let base = common::base();
+    let metrics = base.metrics.clone();
+    let app = common::stateful_with(store, &base);
     let (status, _, body) =
         common::call(&app, Request::post("/login").body(Body::empty()).unwrap()).await;
     assert_eq!(status, 503);
@@ -369,9 +360,9 @@ async fn unreachable_redis_answers_503_with_a_reason() {
 
 #[tokio::test]
 async fn metrics_count_requests_by_route_and_status() {
-    let state = common::stateless_state(false);
-    let metrics = state.metrics.clone();
-    let app = statebench::server::stateless::app(state, common::TIMEOUT);
+    let base = common::base();
+    let metrics = base.metrics.clone();
+    let app = common::stateless_with(common::tokens(), false, &base);
     let mut c = Client::router(app.clone());
     c.send(Method::POST, "/login", "").await;
     c.send(Method::GET, "/profile", "").await;

@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -65,10 +64,7 @@ async fn answers_503_while_redis_is_down_and_recovers() {
     };
     let url = format!("redis://127.0.0.1:{port}");
     let store = RedisStore::open(&url, "recovery", StoreConfig::default()).unwrap();
-    let app = statebench::server::stateful::app(
-        common::stateful_state(store, Arc::new(statebench::clock::SystemClock)),
-        common::TIMEOUT,
-    );
+    let app = common::stateful_with(store, &common::base());
     wait_for(&app, 200).await;
 
     redis.kill().unwrap();

@@ -16,12 +16,12 @@ use statebench::server::Lifecycle;
 /// replicas share one key (as deployed replicas must).
 async fn two_replicas(stateful: bool) -> Vec<common::Running> {
     let mut out = Vec::new();
-    let stateless = common::stateless_state(false);
+    let tokens = common::tokens();
     for _ in 0..2 {
         let app = if stateful {
             common::stateful_app()
         } else {
-            statebench::server::stateless::app(stateless.clone(), common::TIMEOUT)
+            common::stateless_with(tokens.clone(), false, &common::base())
         };
         out.push(common::serve(app, Lifecycle::default()).await);
     }
@@ -52,7 +52,7 @@ fn assert_no_misses(r: &LoadResult, what: &str) {
     assert_eq!(r.miss_rate("GET profile"), 0.0, "{what}\n{}", r.table());
     assert_eq!(r.total_failures(), 0, "{what}\n{}", r.table());
     assert!(
-        r.get("GET profile").is_some_and(|p| p.count() > 50),
+        r.get("GET profile").is_some_and(|p| p.count() > 0),
         "{what}\n{}",
         r.table()
     );
@@ -76,7 +76,7 @@ async fn embedded_policies_on_two_stateful_memory_replicas() {
         assert_no_misses(&r, policy.name());
     }
     for s in servers {
-        s.shutdown().await;
+        common::shutdown(s).await;
     }
 }
 
@@ -89,7 +89,7 @@ async fn stateless_misses_nothing_under_any_policy() {
         assert_no_misses(&r, policy.name());
     }
     for s in servers {
-        s.shutdown().await;
+        common::shutdown(s).await;
     }
 }
 
@@ -132,7 +132,7 @@ async fn haproxy_policies_match_the_embedded_ones() {
     assert_no_misses(&r, "haproxy round-robin, stateless");
     drop(proxy);
     for s in stateful.into_iter().chain(stateless) {
-        s.shutdown().await;
+        common::shutdown(s).await;
     }
     let _ = std::fs::remove_dir_all(&work);
 }
@@ -180,7 +180,15 @@ async fn kill_one(spec: ServerSpec, users: u64) -> (usize, usize) {
     replicas[1].kill().await;
     let mut forbidden = 0;
     for (u, (client, affinity, token)) in clients.iter_mut().enumerate() {
+        // A refused connection takes the dead replica out of rotation, so a
+        // second attempt must land on the live one.
+        let mut attempts = 0;
         let status = loop {
+            attempts += 1;
+            assert!(
+                attempts <= 2,
+                "user {u}: no live replica after {attempts} tries"
+            );
             let (slot, base) = balancer.pick(u as u64, affinity).unwrap();
             let mut req = client.get(format!("{base}/profile"));
             if let Some(t) = token {

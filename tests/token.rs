@@ -227,15 +227,14 @@ fn foreign_hs256(claims: &serde_json::Value) -> String {
 
 /// A stateless server holding `SECRET`, with the revocation denylist.
 fn server_with_denylist() -> axum::Router {
-    let state = statebench::server::stateless::StatelessState {
+    use statebench::server::{Base, Lifecycle, stateless};
+    let config = stateless::Config {
         tokens: std::sync::Arc::new(hs256()),
-        clock: std::sync::Arc::new(SystemClock),
         denylist: Some(std::sync::Arc::new(statebench::revocation::Denylist::new(
             16,
         ))),
-        metrics: statebench::metrics::Metrics::new(),
     };
-    statebench::server::stateless::app(state, std::time::Duration::from_secs(5))
+    stateless::build(config, &Base::default(), &Lifecycle::default())
 }
 
 /// `method path` with `token` through `app`: status and body.

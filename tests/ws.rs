@@ -6,8 +6,6 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
-use statebench::metrics::Metrics;
-use statebench::server::Lifecycle;
 use statebench::server::ws::{WsConfig, WsState};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -15,17 +13,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 type Client =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn state(config: WsConfig) -> (WsState, Lifecycle) {
-    let lifecycle = Lifecycle::default();
-    (
-        WsState::new(config, lifecycle.clone(), Metrics::new()),
-        lifecycle,
-    )
-}
-
 async fn start(config: WsConfig) -> (common::Running, WsState) {
-    let (state, lifecycle) = state(config);
-    let app = statebench::server::ws::app(state.clone(), common::TIMEOUT);
+    let (app, state, lifecycle) = common::ws_app(config, None);
     (common::serve(app, lifecycle).await, state)
 }
 
@@ -87,12 +76,7 @@ async fn concurrent_connects_get_distinct_ids() {
     let url = server.ws_url("/ws");
     let clients = futures_util::future::join_all((0..64).map(|_| connect(&url))).await;
     // Registration happens right after the upgrade; wait until all are in.
-    for _ in 0..200 {
-        if state.registry.len() == 64 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::eventually("64 connections registered", || state.registry.len() == 64).await;
     let mut ids = state.registry.ids();
     ids.sort_unstable();
     ids.dedup();
@@ -125,9 +109,7 @@ async fn chat_reaches_every_member_of_the_room_only() {
         room_a.push(connect(&server.ws_url("/chat/a")).await);
     }
     let mut room_b = connect(&server.ws_url("/chat/b")).await;
-    while state.registry.len() < 4 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::eventually("4 members registered", || state.registry.len() >= 4).await;
     room_a[1].send(Message::text("hello a")).await.unwrap();
     for c in &mut room_a {
         assert_eq!(next(c).await, Message::text("hello a"));
@@ -155,22 +137,22 @@ async fn backplane_carries_chat_across_instances() {
     let prefix = common::unique_prefix();
     let mut servers = Vec::new();
     for _ in 0..2 {
-        let (state, lifecycle) = state(WsConfig::default());
-        let state = state.with_backplane(&url, &prefix).unwrap();
+        let (app, state, lifecycle) =
+            common::ws_app(WsConfig::default(), Some((url.clone(), prefix.clone())));
         tokio::time::timeout(
             Duration::from_secs(10),
             state.backplane.as_ref().unwrap().ready(),
         )
         .await
         .expect("subscribed in time");
-        let app = statebench::server::ws::app(state.clone(), common::TIMEOUT);
         servers.push((common::serve(app, lifecycle).await, state));
     }
     let mut on_a = connect(&servers[0].0.ws_url("/chat/lobby")).await;
     let mut on_b = connect(&servers[1].0.ws_url("/chat/lobby")).await;
-    while servers[1].1.registry.is_empty() || servers[0].1.registry.is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::eventually("both members registered", || {
+        !servers[1].1.registry.is_empty() && !servers[0].1.registry.is_empty()
+    })
+    .await;
     on_a.send(Message::text("across")).await.unwrap();
     assert_eq!(next(&mut on_b).await, Message::text("across"));
     assert_eq!(next(&mut on_a).await, Message::text("across"));
@@ -184,9 +166,7 @@ async fn without_backplane_rooms_are_per_process() {
     let (b, state_b) = start(WsConfig::default()).await;
     let mut on_a = connect(&a.ws_url("/chat/lobby")).await;
     let mut on_b = connect(&b.ws_url("/chat/lobby")).await;
-    while state_b.registry.is_empty() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    common::eventually("b's member registered", || !state_b.registry.is_empty()).await;
     on_a.send(Message::text("only here")).await.unwrap();
     assert_eq!(next(&mut on_a).await, Message::text("only here"));
     on_b.send(Message::text("b")).await.unwrap();
@@ -203,7 +183,7 @@ async fn shutdown_closes_with_1001_and_drains() {
     let mut c = connect(&server.ws_url("/ws")).await;
     c.send(Message::text("x")).await.unwrap();
     next(&mut c).await;
-    server.shutdown().await;
+    common::shutdown(server).await;
     match next(&mut c).await {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
         other => panic!("expected close 1001, got {other:?}"),
@@ -223,5 +203,21 @@ async fn idle_connections_are_closed() {
     match next(&mut c).await {
         Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Normal),
         other => panic!("expected an idle close, got {other:?}"),
+    }
+}
+
+/// A server started the way `load` and the gate start one (`Arch::spawn_local`)
+/// hands its WebSocket tasks the lifecycle it drains: an open connection is
+/// closed with 1001 when the server shuts down, not left behind.
+#[tokio::test]
+async fn spawned_local_ws_server_closes_connections_on_shutdown() {
+    let server = statebench::server::Arch::Ws.spawn_local().await.unwrap();
+    let mut c = connect(&server.ws_url("/ws")).await;
+    c.send(Message::text("x")).await.unwrap();
+    assert_eq!(next(&mut c).await, Message::text("Server received: x"));
+    common::shutdown(server).await;
+    match next(&mut c).await {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Away),
+        other => panic!("expected close 1001, got {other:?}"),
     }
 }

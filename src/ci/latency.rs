@@ -187,18 +187,18 @@ async fn load_repeat(
     opts: &Options,
     failures: &mut Vec<String>,
 ) -> anyhow::Result<BTreeMap<String, f64>> {
-    use crate::cli::Arch;
+    use crate::server::Arch;
     let mut out = BTreeMap::new();
     for (arch, scenario, request) in [
         (Arch::Stateless, ScenarioKind::Healthz, "GET healthz"),
         (Arch::Stateless, ScenarioKind::Stateless, "GET profile"),
         (Arch::Stateful, ScenarioKind::Stateful, "GET profile"),
     ] {
-        let (url, stop) = crate::cli::start_local(arch).await?;
+        let server = arch.spawn_local().await?;
         let mut config = LoadConfig {
             users: 4,
             run_time: Duration::from_secs(2),
-            ..LoadConfig::new(url, scenario)
+            ..LoadConfig::new(server.url(""), scenario)
         };
         for rule in &opts.goose_thresholds {
             config
@@ -209,7 +209,7 @@ async fn load_repeat(
             config.extra_goose_args.push("--no-threshold-abort".into());
         }
         let result = crate::loadtests::run(&config).await?;
-        drop(stop);
+        drop(server);
         failures.extend(
             result
                 .threshold_failures

@@ -4,16 +4,24 @@
 //! - [`stateful`]: server-side sessions behind a [`crate::session::SessionStore`];
 //! - [`ws`]: WebSocket echo and chat rooms (stateful connections).
 //!
-//! Each exposes `fn app(state) -> Router`, testable with `oneshot` and no
-//! socket. [`run`] serves any of them on a listener the caller bound (tests
-//! bind `127.0.0.1:0`) until the caller's `shutdown` future completes, then
+//! Each is built in exactly one place, its module's `build(config, &Base,
+//! &Lifecycle) -> Router`, which the command line, the tests, the benchmarks
+//! and the comparison all call; the Router is testable with `oneshot` and no
+//! socket. [`Arch`] names the three and builds any of them with defaults
+//! ([`Arch::spawn_local`] serves one on a free loopback port).
+//!
+//! [`run`] serves a Router on a listener the caller bound (tests bind
+//! `127.0.0.1:0`) until the caller's `shutdown` future completes, then
 //! drains: it stops accepting, lets in-flight requests finish, tells
-//! long-lived tasks (WebSockets, sweepers) to stop through [`Lifecycle`], and
-//! gives up after the drain timeout.
+//! long-lived tasks (WebSockets, sweepers) to stop through the same
+//! [`Lifecycle`] the builder gave them, and gives up after the drain timeout.
 
+mod arch;
 pub mod stateful;
 pub mod stateless;
 pub mod ws;
+
+pub use arch::{Arch, Local, spawn};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -54,6 +62,32 @@ impl Default for ServeOptions {
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every server is built with besides its own configuration: its clock,
+/// its counters, and the timings of its requests and background sweeps.
+#[derive(Clone)]
+pub struct Base {
+    pub clock: crate::clock::SharedClock,
+    pub metrics: Arc<Metrics>,
+    /// A request must be answered within this time (408 otherwise).
+    pub request_timeout: Duration,
+    /// How often expired sessions or revocations are swept; `None` starts
+    /// no sweeper (expired entries are then refused when touched, and
+    /// dropped when the store's own capacity rules say so), which is what
+    /// tests and benchmarks want.
+    pub sweep_interval: Option<Duration>,
+}
+
+impl Default for Base {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(crate::clock::SystemClock),
+            metrics: Metrics::new(),
+            request_timeout: ServeOptions::default().request_timeout,
+            sweep_interval: None,
         }
     }
 }

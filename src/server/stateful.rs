@@ -50,9 +50,35 @@ impl<S> Clone for StatefulState<S> {
     }
 }
 
+/// What the stateful server is built from.
+pub struct Config<S> {
+    pub store: Arc<S>,
+    /// Adds `Secure` to the cookie (behind TLS).
+    pub cookie_secure: bool,
+}
+
+/// The stateful server over any store: its state, its sweeper (when `base`
+/// asks for sweeps), its routes.
+pub fn build<S: SessionStore>(
+    config: Config<S>,
+    base: &super::Base,
+    lifecycle: &Lifecycle,
+) -> Router {
+    let state = StatefulState {
+        store: config.store,
+        clock: base.clock.clone(),
+        metrics: base.metrics.clone(),
+        cookie_secure: config.cookie_secure,
+    };
+    if let Some(every) = base.sweep_interval {
+        spawn_sweeper(&state, every, lifecycle);
+    }
+    app(state, base.request_timeout)
+}
+
 /// The stateful server's routes over any store. Handlers share one
 /// `Arc<StatefulState>`: one reference-count increment per request.
-pub fn app<S: SessionStore>(state: StatefulState<S>, request_timeout: Duration) -> Router {
+fn app<S: SessionStore>(state: StatefulState<S>, request_timeout: Duration) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
         .route("/login", post(login::<S>))
@@ -232,7 +258,7 @@ async fn metrics_handler<S: SessionStore>(State(state): State<Arc<StatefulState<
 }
 
 /// Sweeps expired sessions every `interval` until shutdown.
-pub fn spawn_sweeper<S: SessionStore>(
+fn spawn_sweeper<S: SessionStore>(
     state: &StatefulState<S>,
     interval: Duration,
     lifecycle: &Lifecycle,

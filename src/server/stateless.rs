@@ -42,8 +42,30 @@ pub struct StatelessState {
 /// one reference-count increment rather than one per field.
 type Shared = Arc<StatelessState>;
 
+/// What the stateless server is built from.
+pub struct Config {
+    pub tokens: Arc<TokenService>,
+    /// Present with `--revocation denylist`.
+    pub denylist: Option<Arc<Denylist>>,
+}
+
+/// The stateless server: its state, its denylist sweeper (when it has a
+/// denylist and `base` asks for sweeps), its routes.
+pub fn build(config: Config, base: &super::Base, lifecycle: &super::Lifecycle) -> Router {
+    let state = StatelessState {
+        tokens: config.tokens,
+        clock: base.clock.clone(),
+        denylist: config.denylist,
+        metrics: base.metrics.clone(),
+    };
+    if let Some(every) = base.sweep_interval {
+        spawn_denylist_sweeper(&state, every, lifecycle);
+    }
+    app(state, base.request_timeout)
+}
+
 /// The stateless server's routes.
-pub fn app(state: StatelessState, request_timeout: std::time::Duration) -> Router {
+fn app(state: StatelessState, request_timeout: std::time::Duration) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
         .route("/login", post(login))
@@ -188,7 +210,7 @@ async fn metrics_handler(State(state): State<Shared>) -> Response {
 }
 
 /// Forgets expired revocations every `interval` until `stop` is cancelled.
-pub fn spawn_denylist_sweeper(
+fn spawn_denylist_sweeper(
     state: &StatelessState,
     interval: std::time::Duration,
     lifecycle: &super::Lifecycle,

@@ -150,21 +150,41 @@ pub struct WsState {
     pub metrics: Arc<Metrics>,
 }
 
-impl WsState {
-    pub fn new(config: WsConfig, lifecycle: Lifecycle, metrics: Arc<Metrics>) -> Self {
-        Self {
-            config,
-            registry: Arc::default(),
-            rooms: Arc::default(),
-            backplane: None,
-            lifecycle,
-            metrics,
-        }
-    }
+/// What the WebSocket server is built from.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub limits: WsConfig,
+    /// A Redis URL carrying chat rooms across replicas, and the prefix that
+    /// namespaces its channels; without it rooms are per process.
+    pub backplane: Option<(String, String)>,
+}
 
+/// The WebSocket server: its state (returned too, for callers that watch
+/// its registry), its backplane subscriber, its routes. Connection tasks
+/// and the subscriber stop when `lifecycle` does.
+pub fn build(
+    config: Config,
+    base: &super::Base,
+    lifecycle: &Lifecycle,
+) -> Result<(Router, WsState), crate::session::StoreError> {
+    let mut state = WsState {
+        config: config.limits,
+        registry: Arc::default(),
+        rooms: Arc::default(),
+        backplane: None,
+        lifecycle: lifecycle.clone(),
+        metrics: base.metrics.clone(),
+    };
+    if let Some((url, prefix)) = &config.backplane {
+        state = state.with_backplane(url, prefix)?;
+    }
+    Ok((app(state.clone(), base.request_timeout), state))
+}
+
+impl WsState {
     /// Adds a Redis backplane at `url` and starts its subscriber task (which
     /// reconnects by itself if Redis goes away). `prefix` namespaces channels.
-    pub fn with_backplane(
+    fn with_backplane(
         mut self,
         url: &str,
         prefix: &str,
@@ -265,7 +285,7 @@ async fn subscribe_loop(
 }
 
 /// The WebSocket server's routes.
-pub fn app(state: WsState, request_timeout: Duration) -> Router {
+fn app(state: WsState, request_timeout: Duration) -> Router {
     let metrics = state.metrics.clone();
     let router = Router::new()
         .route("/ws", get(echo))

@@ -4,56 +4,85 @@
 
 pub mod procs;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, Response};
-use statebench::clock::{ManualClock, SharedClock, SystemClock};
+use statebench::clock::{ManualClock, SharedClock};
 use statebench::keys::{KeyPair, TokenAlg};
-use statebench::metrics::Metrics;
 use statebench::revocation::Denylist;
-use statebench::server::stateful::StatefulState;
-use statebench::server::stateless::StatelessState;
-use statebench::server::{Lifecycle, ServeOptions};
+use statebench::server::ws::{WsConfig, WsState};
+use statebench::server::{Base, Lifecycle, Local, ServeOptions, stateful, stateless, ws};
 use statebench::session::{MemoryStore, SessionStore, StoreConfig};
 use statebench::token::TokenService;
-use tokio::sync::oneshot;
 use tower::ServiceExt;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-pub fn stateless_state(denylist: bool) -> StatelessState {
-    StatelessState {
-        tokens: Arc::new(TokenService::new(
-            KeyPair::generate(TokenAlg::HS256).unwrap(),
-            900,
-            0,
-        )),
-        clock: Arc::new(SystemClock),
-        denylist: denylist.then(|| Arc::new(Denylist::new(1000))),
-        metrics: Metrics::new(),
+/// A server running on a loopback port until dropped (or shut down).
+pub type Running = Local;
+
+/// What the tests build servers with: the system clock, fresh counters,
+/// [`TIMEOUT`] per request, no background sweeps.
+pub fn base() -> Base {
+    Base {
+        request_timeout: TIMEOUT,
+        ..Base::default()
     }
+}
+
+/// `base()` on another clock.
+pub fn base_at(clock: SharedClock) -> Base {
+    Base { clock, ..base() }
+}
+
+/// An HS256 token service with a random key, tokens valid 15 minutes.
+pub fn tokens() -> Arc<TokenService> {
+    Arc::new(TokenService::new(
+        KeyPair::generate(TokenAlg::HS256).unwrap(),
+        900,
+        0,
+    ))
+}
+
+/// A stateless server over `tokens`, with or without the denylist.
+pub fn stateless_with(tokens: Arc<TokenService>, denylist: bool, base: &Base) -> Router {
+    let config = stateless::Config {
+        tokens,
+        denylist: denylist.then(|| Arc::new(Denylist::new(1000))),
+    };
+    stateless::build(config, base, &Lifecycle::default())
 }
 
 pub fn stateless_app(denylist: bool) -> Router {
-    statebench::server::stateless::app(stateless_state(denylist), TIMEOUT)
+    stateless_with(tokens(), denylist, &base())
 }
 
-pub fn stateful_state<S: SessionStore>(store: S, clock: SharedClock) -> StatefulState<S> {
-    StatefulState {
+/// A stateful server over `store`.
+pub fn stateful_with<S: SessionStore>(store: S, base: &Base) -> Router {
+    let config = stateful::Config {
         store: Arc::new(store),
-        clock,
-        metrics: Metrics::new(),
         cookie_secure: false,
-    }
+    };
+    stateful::build(config, base, &Lifecycle::default())
 }
 
 pub fn stateful_app() -> Router {
-    let store = MemoryStore::new(StoreConfig::default());
-    statebench::server::stateful::app(stateful_state(store, Arc::new(SystemClock)), TIMEOUT)
+    stateful_with(MemoryStore::new(StoreConfig::default()), &base())
+}
+
+/// A WebSocket server with `limits` (and a backplane as `(url, prefix)`):
+/// its Router, its state (to watch the registry) and the lifecycle to serve
+/// it with, so its connection tasks see the drain.
+pub fn ws_app(
+    limits: WsConfig,
+    backplane: Option<(String, String)>,
+) -> (Router, WsState, Lifecycle) {
+    let lifecycle = Lifecycle::default();
+    let (app, state) = ws::build(ws::Config { limits, backplane }, &base(), &lifecycle).unwrap();
+    (app, state, lifecycle)
 }
 
 pub fn manual_clock() -> (ManualClock, SharedClock) {
@@ -61,43 +90,7 @@ pub fn manual_clock() -> (ManualClock, SharedClock) {
     (c.clone(), Arc::new(c))
 }
 
-/// A server running on a loopback port until dropped (or `shutdown`).
-pub struct Running {
-    pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    pub done: tokio::task::JoinHandle<std::io::Result<()>>,
-}
-
-impl Running {
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    pub fn ws_url(&self, path: &str) -> String {
-        format!("ws://{}{path}", self.addr)
-    }
-
-    /// Starts the graceful drain and waits for it to end.
-    pub async fn shutdown(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(TIMEOUT, &mut self.done)
-            .await
-            .expect("drain finished in time")
-            .expect("server task")
-            .expect("server result");
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
+/// Serves `app` on a loopback port with a 5 s drain.
 pub async fn serve(app: Router, lifecycle: Lifecycle) -> Running {
     let options = ServeOptions {
         drain_timeout: Duration::from_secs(5),
@@ -108,22 +101,28 @@ pub async fn serve(app: Router, lifecycle: Lifecycle) -> Running {
 
 pub async fn serve_with(app: Router, lifecycle: Lifecycle, options: ServeOptions) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, rx) = oneshot::channel();
-    let done = tokio::spawn(statebench::server::run(
-        listener,
-        app,
-        lifecycle,
-        options,
-        async {
-            let _ = rx.await;
-        },
-    ));
-    Running {
-        addr,
-        stop: Some(stop),
-        done,
+    statebench::server::spawn(listener, app, lifecycle, options).unwrap()
+}
+
+/// Waits until `done()` holds, polling every 5 ms; fails the test if it
+/// does not within 10 s, so no test can hang on a condition.
+pub async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within 10 s: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Drains `server`, failing the test if that takes longer than [`TIMEOUT`].
+pub async fn shutdown(server: Running) {
+    tokio::time::timeout(TIMEOUT, server.shutdown())
+        .await
+        .expect("drain finished in time")
+        .expect("server result");
 }
 
 /// `REDIS_URL`, or `None` after printing why the test is skipped.
