@@ -626,7 +626,7 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
             crate::stop::eprintln("instruction counts skipped (--no-instructions)");
         } else if let Some(missing) = ["valgrind", "gungraun-runner"]
             .into_iter()
-            .find(|t| !crate::compare::fleet::installed(t))
+            .find(|t| !crate::host::tools::installed(t))
         {
             crate::stop::eprintln(&format!(
                 "instruction counts skipped: {missing} is not installed (see README)"

@@ -32,6 +32,7 @@ pub mod ci;
 pub mod cli;
 pub mod clock;
 pub mod compare;
+pub mod host;
 pub mod keys;
 #[path = "../loadtests/mod.rs"]
 pub mod loadtests;

@@ -23,10 +23,14 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::process::{Pid, Signal};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM};
 use tokio::sync::Notify;
 
 /// No stop asked for.
@@ -41,9 +45,9 @@ static WOKEN: Notify = Notify::const_new();
 /// A `std` mutex: held for an insert or a removal, never across an await.
 static CHILD_GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 static INSTALL: Once = Once::new();
-/// Where the real stdout is: 1, or a saved copy while fd 1 is pointed
-/// elsewhere (see [`watch_stdout_at`]).
-static STDOUT_FD: AtomicI32 = AtomicI32::new(1);
+/// The real stdout while fd 1 is pointed at /dev/null (see
+/// [`silence_stdout`]); the output watcher watches it instead of fd 1.
+static SAVED_STDOUT: Mutex<Option<OwnedFd>> = Mutex::new(None);
 
 /// Why a run stopped early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,17 +63,17 @@ impl Reason {
     pub fn exit_code(self) -> u8 {
         match self {
             Self::Signal(s) => (128 + s).clamp(0, 255) as u8,
-            Self::OutputClosed => 128 + libc::SIGPIPE as u8,
+            Self::OutputClosed => 128 + SIGPIPE as u8,
         }
     }
 
     /// `SIGINT`, `SIGTERM`, … or `closed output`.
     pub fn name(self) -> &'static str {
         match self {
-            Self::Signal(libc::SIGINT) => "SIGINT",
-            Self::Signal(libc::SIGTERM) => "SIGTERM",
-            Self::Signal(libc::SIGHUP) => "SIGHUP",
-            Self::Signal(libc::SIGQUIT) => "SIGQUIT",
+            Self::Signal(SIGINT) => "SIGINT",
+            Self::Signal(SIGTERM) => "SIGTERM",
+            Self::Signal(SIGHUP) => "SIGHUP",
+            Self::Signal(SIGQUIT) => "SIGQUIT",
             Self::Signal(_) => "a signal",
             Self::OutputClosed => "closed output",
         }
@@ -90,12 +94,7 @@ pub fn install() {
         // one handler per process: taking that slot first keeps goose's
         // out. Ours below chain to it, and it does nothing.
         let _ = ctrlc::set_handler(|| {});
-        match signal_hook::iterator::Signals::new([
-            libc::SIGINT,
-            libc::SIGTERM,
-            libc::SIGHUP,
-            libc::SIGQUIT,
-        ]) {
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT]) {
             Ok(mut signals) => {
                 let _ = std::thread::Builder::new()
                     .name("statebench-signals".into())
@@ -106,7 +105,7 @@ pub fn install() {
                                 kill_children();
                                 std::process::exit(128 + sig);
                             }
-                            if sig == libc::SIGHUP {
+                            if sig == SIGHUP {
                                 silence_closed_output();
                             }
                             request(Reason::Signal(sig));
@@ -173,11 +172,12 @@ pub fn own_group(cmd: &mut tokio::process::Command) -> &mut tokio::process::Comm
 pub fn own_group_std(cmd: &mut std::process::Command) -> &mut std::process::Command {
     use std::os::unix::process::CommandExt;
     cmd.process_group(0);
-    // SAFETY: prctl is async-signal-safe; it runs in the child between
-    // fork and exec.
+    // SAFETY: `pre_exec` runs the closure in the child between fork and
+    // exec, where only async-signal-safe calls are allowed; prctl is one,
+    // and the closure allocates nothing.
     unsafe {
         cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
             Ok(())
         });
     }
@@ -228,17 +228,14 @@ pub fn adopt(pgid: u32) {
 
 /// Kills a child's whole process group (SIGKILL) and forgets it.
 pub fn kill_group(pgid: u32) {
-    signal_group(pgid, libc::SIGKILL);
+    signal_group(pgid, Signal::KILL);
     forget(pgid);
 }
 
 /// Sends `sig` to a child's process group.
-pub fn signal_group(pgid: u32, sig: libc::c_int) {
-    if pgid > 1 {
-        // SAFETY: kill(2) on a process group this process created.
-        unsafe {
-            libc::kill(-(pgid as libc::pid_t), sig);
-        }
+pub fn signal_group(pgid: u32, sig: Signal) {
+    if let Some(pgid) = Pid::from_raw(pgid as i32).filter(|p| !p.is_init()) {
+        let _ = rustix::process::kill_process_group(pgid, sig);
     }
 }
 
@@ -249,39 +246,77 @@ pub fn kill_children() {
         .map(|mut g| std::mem::take(&mut *g).into_iter().collect())
         .unwrap_or_default();
     for g in groups {
-        signal_group(g as u32, libc::SIGKILL);
+        signal_group(g as u32, Signal::KILL);
     }
 }
 
-/// While fd 1 is redirected (to keep a library's prints off the screen),
-/// the real stdout lives at `fd`: watch that one. `None` goes back to 1.
-pub fn watch_stdout_at(fd: Option<i32>) {
-    STDOUT_FD.store(fd.unwrap_or(1), Ordering::SeqCst);
+/// Points stdout at /dev/null until the guard drops (to keep a library's
+/// prints off the screen); meanwhile the output watcher watches the real
+/// stdout, kept aside.
+pub fn silence_stdout() -> SilencedStdout {
+    let _ = std::io::stdout().flush();
+    let silenced = (|| -> std::io::Result<()> {
+        let saved = rustix::io::dup(std::io::stdout().as_fd())?;
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null")?;
+        rustix::stdio::dup2_stdout(&null)?;
+        if let Ok(mut s) = SAVED_STDOUT.lock() {
+            *s = Some(saved);
+        }
+        Ok(())
+    })();
+    SilencedStdout(silenced.is_ok())
 }
 
-/// Points stdout or stderr at /dev/null if its reader is gone; returns
-/// whether one was.
+/// Restores stdout when dropped (see [`silence_stdout`]).
+pub struct SilencedStdout(bool);
+
+impl Drop for SilencedStdout {
+    fn drop(&mut self) {
+        if !self.0 {
+            return;
+        }
+        if let Some(saved) = SAVED_STDOUT.lock().ok().and_then(|mut s| s.take()) {
+            let _ = rustix::stdio::dup2_stdout(&saved);
+        }
+    }
+}
+
+/// Whether the reader of `fd` is gone (a pipe whose reader left, a
+/// terminal that hung up).
+fn hung_up(fd: impl AsFd) -> bool {
+    let mut p = [PollFd::new(&fd, PollFlags::empty())];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    rustix::event::poll(&mut p, Some(&now)).is_ok_and(|n| n == 1)
+        && p[0].revents().intersects(PollFlags::ERR | PollFlags::HUP)
+}
+
+/// Points stdout (or its saved copy) and stderr at /dev/null if their
+/// reader is gone; returns whether one was.
 fn silence_closed_output() -> bool {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return false;
+    };
     let mut closed = false;
-    for fd in [STDOUT_FD.load(Ordering::SeqCst), 2] {
-        let mut p = libc::pollfd {
-            fd,
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: poll on one pollfd we own, without waiting.
-        let n = unsafe { libc::poll(&mut p, 1, 0) };
-        if n == 1 && p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-            closed = true;
-            // SAFETY: open/dup2/close on descriptors this process owns.
-            unsafe {
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
-                if null >= 0 {
-                    libc::dup2(null, fd);
-                    libc::close(null);
-                }
+    match SAVED_STDOUT.lock().as_deref_mut() {
+        Ok(Some(saved)) => {
+            if hung_up(&*saved) {
+                closed = true;
+                let _ = rustix::io::dup2(&null, saved);
             }
         }
+        _ => {
+            if hung_up(std::io::stdout()) {
+                closed = true;
+                let _ = rustix::stdio::dup2_stdout(&null);
+            }
+        }
+    }
+    if hung_up(std::io::stderr()) {
+        closed = true;
+        let _ = rustix::stdio::dup2_stderr(&null);
     }
     closed
 }
@@ -320,9 +355,9 @@ mod tests {
 
     #[test]
     fn exit_codes_follow_the_shell() {
-        assert_eq!(Reason::Signal(libc::SIGINT).exit_code(), 130);
-        assert_eq!(Reason::Signal(libc::SIGTERM).exit_code(), 143);
-        assert_eq!(Reason::Signal(libc::SIGHUP).exit_code(), 129);
+        assert_eq!(Reason::Signal(SIGINT).exit_code(), 130);
+        assert_eq!(Reason::Signal(SIGTERM).exit_code(), 143);
+        assert_eq!(Reason::Signal(SIGHUP).exit_code(), 129);
         assert_eq!(Reason::OutputClosed.exit_code(), 141);
     }
 }

@@ -4,30 +4,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
+use statebench::host::services::RedisServer;
+use statebench::host::tools::installed;
 use statebench::session::{RedisStore, StoreConfig};
-
-fn start_redis(port: u16) -> Option<Child> {
-    Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()
-}
 
 async fn login_status(app: &axum::Router) -> u16 {
     common::call(app, Request::post("/login").body(Body::empty()).unwrap())
@@ -51,28 +34,25 @@ async fn wait_for(app: &axum::Router, want: u16) {
 
 #[tokio::test]
 async fn answers_503_while_redis_is_down_and_recovers() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let Some(mut redis) = start_redis(port) else {
+    if !installed("redis-server") {
         eprintln!(
             "skipped answers_503_while_redis_is_down_and_recovers: redis-server is not installed"
         );
         return;
-    };
-    let url = format!("redis://127.0.0.1:{port}");
-    let store = RedisStore::open(&url, "recovery", StoreConfig::default()).unwrap();
+    }
+    let work = tempfile::tempdir().unwrap();
+    let mut redis = RedisServer::start(work.path()).await.unwrap();
+    let port: u16 = redis.url.rsplit(':').next().unwrap().parse().unwrap();
+    let store = RedisStore::open(&redis.url, "recovery", StoreConfig::default()).unwrap();
     let app = common::stateful_with(store, &common::base());
     wait_for(&app, 200).await;
 
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.kill().await;
     wait_for(&app, 503).await;
 
-    let mut redis = start_redis(port).expect("redis-server restarts");
+    let mut redis = RedisServer::start_on(port, work.path())
+        .await
+        .expect("redis-server restarts on its port");
     wait_for(&app, 200).await;
-    redis.kill().unwrap();
-    redis.wait().unwrap();
+    redis.kill().await;
 }

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use statebench::compare::fleet::{Haproxy, Launcher, ServerSpec, installed};
+use statebench::compare::fleet::{Launcher, ServerSpec};
+use statebench::host::services::Haproxy;
+use statebench::host::tools::installed;
 use statebench::loadtests::{
     Affinity, Balancer, LoadConfig, LoadResult, Policy, ScenarioKind, run,
 };

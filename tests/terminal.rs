@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Write;
-use std::os::fd::RawFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,10 +47,10 @@ impl Terminal {
         cmd.cwd(std::env::temp_dir());
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
-        let fd = pair.master.as_raw_fd().expect("pty master fd");
-        // SAFETY: dup of a descriptor we own; the reader closes its copy.
-        let fd = unsafe { libc::dup(fd) };
-        assert!(fd >= 0);
+        let raw = pair.master.as_raw_fd().expect("pty master fd");
+        // SAFETY: portable-pty hands out the master only as a raw descriptor;
+        // it stays open while `pair.master` lives, which outlives this dup.
+        let fd = rustix::io::dup(unsafe { BorrowedFd::borrow_raw(raw) }).unwrap();
         let writer = pair.master.take_writer().unwrap();
         let screen = Arc::new(Mutex::new(String::new()));
         let hang_up = Arc::new(AtomicBool::new(false));
@@ -130,31 +130,27 @@ impl Drop for Terminal {
     }
 }
 
-fn read_until_closed(fd: RawFd, screen: &Mutex<String>, hang_up: &AtomicBool) {
+/// Reads the terminal until it hangs up or the test closes it; the copy
+/// of the master descriptor closes when this returns.
+fn read_until_closed(fd: OwnedFd, screen: &Mutex<String>, hang_up: &AtomicBool) {
+    use rustix::event::{PollFd, PollFlags, Timespec};
     let mut buf = [0u8; 8192];
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 100_000_000,
+    };
     while !hang_up.load(Ordering::SeqCst) {
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll and read on a descriptor this thread owns.
-        let ready = unsafe { libc::poll(&mut p, 1, 100) };
-        if ready <= 0 {
+        let mut p = [PollFd::new(&fd, PollFlags::IN)];
+        if !rustix::event::poll(&mut p, Some(&tick)).is_ok_and(|n| n > 0) {
             continue;
         }
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n <= 0 {
-            break;
+        match rustix::io::read(&fd, &mut buf) {
+            Ok(n) if n > 0 => screen
+                .lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n])),
+            _ => break,
         }
-        screen
-            .lock()
-            .unwrap()
-            .push_str(&String::from_utf8_lossy(&buf[..n as usize]));
-    }
-    // SAFETY: our own copy of the descriptor.
-    unsafe {
-        libc::close(fd);
     }
 }
 

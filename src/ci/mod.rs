@@ -94,7 +94,7 @@ pub fn run(opts: &Options) -> Verdict {
 fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     if let Some(missing) = ["valgrind", "gungraun-runner"]
         .into_iter()
-        .find(|t| !crate::compare::fleet::installed(t))
+        .find(|t| !crate::host::tools::installed(t))
     {
         return Ok(Verdict::CannotMeasure(format!(
             "{missing} is not installed (the instruction counts need valgrind and gungraun-runner 0.20)"

@@ -75,7 +75,7 @@ pub fn parse_target_pid(s: &str) -> Result<(Kind, u32), String> {
     let pid: u32 = pid
         .parse()
         .map_err(|_| format!("{pid:?} is not a process id"))?;
-    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+    if !crate::host::proc::exists(pid) {
         return Err(format!("no process {pid} on this machine"));
     }
     Ok((kind, pid))

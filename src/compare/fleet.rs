@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
+use crate::host::child::ChildProc;
+use crate::host::proc;
 use crate::keys::TokenAlg;
-use crate::loadtests::Policy;
 
 /// What one replica serves.
 #[derive(Debug, Clone)]
@@ -114,7 +115,7 @@ impl Launcher {
                 .stderr(log),
             "a replica",
         )?;
-        let stdout = child.child.stdout.take().context("replica stdout")?;
+        let stdout = child.take_stdout().context("replica stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::select! {
             line = tokio::time::timeout(Duration::from_secs(15), lines.next_line()) => line
@@ -149,11 +150,11 @@ pub struct Watched {
 
 impl Watched {
     pub fn cpu(&self) -> Option<Duration> {
-        proc_cpu(self.pid?)
+        proc::cpu_time(self.pid?)
     }
 
     pub fn rss_bytes(&self) -> Option<u64> {
-        proc_rss(self.pid?)
+        proc::rss_bytes(self.pid?)
     }
 }
 
@@ -191,12 +192,12 @@ impl Replica {
 
     /// CPU time used so far (user + system), from /proc.
     pub fn cpu(&self) -> Option<Duration> {
-        proc_cpu(self.pid)
+        proc::cpu_time(self.pid)
     }
 
     /// Resident memory now, from /proc.
     pub fn rss_bytes(&self) -> Option<u64> {
-        proc_rss(self.pid)
+        proc::rss_bytes(self.pid)
     }
 
     /// HTTP requests the server has answered (its `/metrics`, excluding
@@ -221,254 +222,6 @@ pub fn count_requests(exposition: &str) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .map(|v| v as u64)
         .sum()
-}
-
-/// A child process in a process group of its own (see [`crate::stop`]):
-/// the terminal's Ctrl-C does not reach it, it dies if this process dies,
-/// and dropping the handle kills its whole group.
-pub struct ChildProc {
-    child: Child,
-    pub pid: u32,
-    reaped: bool,
-}
-
-impl ChildProc {
-    pub fn spawn(cmd: &mut Command, what: &str) -> anyhow::Result<Self> {
-        let child = crate::stop::own_group(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {what}"))?;
-        let pid = child.id().context("child pid")?;
-        crate::stop::adopt(pid);
-        Ok(Self {
-            child,
-            pid,
-            reaped: false,
-        })
-    }
-
-    /// SIGKILL to the group, then reap.
-    pub async fn kill(&mut self) {
-        if !self.reaped {
-            crate::stop::kill_group(self.pid);
-            let _ = self.child.wait().await;
-            self.reaped = true;
-        }
-    }
-
-    /// SIGTERM, then SIGKILL if it is still there after `grace`.
-    pub async fn terminate(&mut self, grace: Duration) {
-        if self.reaped {
-            return;
-        }
-        crate::stop::signal_group(self.pid, libc::SIGTERM);
-        if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
-            self.reaped = true;
-            crate::stop::forget(self.pid);
-        } else {
-            self.kill().await;
-        }
-    }
-
-    pub fn cpu(&self) -> Option<Duration> {
-        proc_cpu(self.pid)
-    }
-}
-
-impl Drop for ChildProc {
-    fn drop(&mut self) {
-        if !self.reaped {
-            crate::stop::kill_group(self.pid);
-        }
-    }
-}
-
-fn ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
-/// User + system CPU time of a process (all its threads).
-pub fn proc_cpu(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let f: Vec<&str> = rest.split(' ').collect();
-    let utime: u64 = f.get(11)?.parse().ok()?;
-    let stime: u64 = f.get(12)?.parse().ok()?;
-    Some(Duration::from_micros(
-        (utime + stime) * 1_000_000 / ticks_per_sec(),
-    ))
-}
-
-/// Resident set size of a process.
-pub fn proc_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// A Redis server on a free loopback port, no persistence.
-pub struct RedisServer {
-    child: ChildProc,
-    pub url: String,
-}
-
-impl RedisServer {
-    pub async fn start(work: &Path) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let child = ChildProc::spawn(
-            Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    &work.display().to_string(),
-                ])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-            "redis-server",
-        )?;
-        wait_for_port(port, "redis-server").await?;
-        Ok(Self {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
-        })
-    }
-
-    /// CPU time Redis has used (it serves the stateful-Redis replicas).
-    pub fn cpu(&self) -> Option<Duration> {
-        self.child.cpu()
-    }
-}
-
-/// HAProxy in front of replicas, configured for one routing policy.
-pub struct Haproxy {
-    child: ChildProc,
-    pub url: String,
-    config: PathBuf,
-    port: u16,
-}
-
-impl Haproxy {
-    /// The configuration for `policy` over `backends` (HTTP base URLs).
-    pub fn config(port: u16, policy: Policy, backends: &[String]) -> String {
-        let (mode, balance, server_extra, backend_extra) = match policy {
-            Policy::RoundRobin => ("http", "roundrobin", "", ""),
-            // L4: a client connection stays on one server until it reconnects.
-            Policy::PerConnection => ("tcp", "roundrobin", "", ""),
-            Policy::Sticky => (
-                "http",
-                "roundrobin",
-                " cookie {name}",
-                "    cookie SERVERID insert indirect nocache\n",
-            ),
-            Policy::ConsistentHash => ("http", "hdr(x-user)", "", "    hash-type consistent\n"),
-        };
-        let mut c = format!(
-            "global\n    maxconn 4000\n\ndefaults\n    mode {mode}\n    timeout connect 2s\n    \
-             timeout client 30s\n    timeout server 30s\n    option redispatch\n    retries 1\n\n\
-             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\n\
-             backend be\n    balance {balance}\n{backend_extra}"
-        );
-        for (i, b) in backends.iter().enumerate() {
-            let addr = b.trim_start_matches("http://");
-            let name = format!("r{i}");
-            c.push_str(&format!(
-                "    server {name} {addr}{} check inter 500ms fall 1 rise 1\n",
-                server_extra.replace("{name}", &name)
-            ));
-        }
-        c
-    }
-
-    pub async fn start(work: &Path, policy: Policy, backends: &[String]) -> anyhow::Result<Self> {
-        let port = free_port()?;
-        let config = work.join(format!("haproxy-{}.cfg", policy.name()));
-        std::fs::write(&config, Self::config(port, policy, backends))?;
-        let child = Self::launch(&config)?;
-        wait_for_port(port, "haproxy").await.with_context(|| {
-            format!(
-                "haproxy -f {} failed (its log is beside it)",
-                config.display()
-            )
-        })?;
-        Ok(Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            config,
-            port,
-        })
-    }
-
-    fn launch(config: &Path) -> anyhow::Result<ChildProc> {
-        let log = std::fs::File::create(config.with_extension("log"))?;
-        ChildProc::spawn(
-            Command::new("haproxy")
-                .args(["-f", &config.display().to_string(), "-db"])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log),
-            "haproxy",
-        )
-    }
-
-    /// Rewrites the backends (a replica replaced or added) and restarts.
-    pub async fn reload(&mut self, policy: Policy, backends: &[String]) -> anyhow::Result<()> {
-        std::fs::write(&self.config, Self::config(self.port, policy, backends))?;
-        self.child.kill().await;
-        self.child = Self::launch(&self.config)?;
-        wait_for_port(self.port, "haproxy").await
-    }
-
-    pub fn cpu(&self) -> Option<Duration> {
-        self.child.cpu()
-    }
-}
-
-/// Whether a program can be run (`--version`/`-v` answered).
-pub fn installed(program: &str) -> bool {
-    std::process::Command::new(program)
-        .arg(if program == "haproxy" {
-            "-v"
-        } else {
-            "--version"
-        })
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-async fn wait_for_port(port: u16, what: &str) -> anyhow::Result<()> {
-    for _ in 0..100 {
-        if crate::stop::requested().is_some() {
-            bail!("stopped while {what} was starting");
-        }
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    bail!("{what} did not listen on 127.0.0.1:{port} within 5 s")
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -498,26 +251,5 @@ mod tests {
             statebench_http_requests_total{route=\"/login\",status=\"200\"} 2\n\
             statebench_http_requests_total{route=\"/metrics\",status=\"200\"} 5\n";
         assert_eq!(count_requests(text), 12);
-    }
-
-    #[test]
-    fn own_cpu_and_rss_are_readable() {
-        let me = std::process::id();
-        assert!(proc_rss(me).is_some_and(|r| r > 0));
-        assert!(proc_cpu(me).is_some());
-    }
-
-    #[test]
-    fn haproxy_config_names_the_policy() {
-        let b = vec![
-            "http://127.0.0.1:1".to_string(),
-            "http://127.0.0.1:2".into(),
-        ];
-        let sticky = Haproxy::config(9, Policy::Sticky, &b);
-        assert!(sticky.contains("cookie SERVERID insert"));
-        assert!(sticky.contains("server r1 127.0.0.1:2 cookie r1"));
-        let hash = Haproxy::config(9, Policy::ConsistentHash, &b);
-        assert!(hash.contains("hash-type consistent") && hash.contains("balance hdr(x-user)"));
-        assert!(Haproxy::config(9, Policy::PerConnection, &b).contains("mode tcp"));
     }
 }

@@ -9,10 +9,11 @@ use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::external::{self, External, Kind};
-use super::fleet::{
-    Haproxy, Launcher, RedisServer, Replica, ServerSpec, Watched, installed, proc_cpu, watched,
-};
+use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::{BalancerChoice, Cell, Matrix, Options};
+use crate::host::proc::cpu_time as proc_cpu;
+use crate::host::services::{Haproxy, RedisServer};
+use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
 
@@ -90,7 +91,7 @@ impl Runner {
         for s in &skipped {
             crate::stop::eprintln(&format!("note: skipping {s}"));
         }
-        raise_fd_limit();
+        crate::host::limits::raise_open_files();
         let progress = ProgressBar::new(0).with_style(
             ProgressStyle::with_template(
                 "[{elapsed_precise}] {bar:30} {percent:>3}% ETA {eta:>4} {msg}",
@@ -950,7 +951,7 @@ impl Runner {
     }
 
     async fn websocket(&mut self) -> anyhow::Result<()> {
-        let limit = fd_limit();
+        let limit = crate::host::limits::open_files();
         for &n in self.ws_connections() {
             let id = format!("websocket/idle/c{n}");
             self.tick(0, &id);
@@ -1135,34 +1136,6 @@ fn slug(label: &str) -> String {
             _ => None,
         })
         .collect()
-}
-
-fn fd_limit() -> u64 {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } == 0 {
-        l.rlim_cur
-    } else {
-        0
-    }
-}
-
-/// Raises the soft open-file limit to the hard one (children inherit it).
-fn raise_fd_limit() {
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: get/setrlimit on structs we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -206,11 +206,11 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         std::fs::remove_dir_all(&dir)?;
     }
     std::fs::create_dir_all(dir.join("raw"))?;
-    let work = tempdir()?;
-    let mut runner = matrix::Runner::new(&options, &dir, &work, env.one_line()).await?;
+    let work = tempfile::Builder::new().prefix("statebench-").tempdir()?;
+    let mut runner = matrix::Runner::new(&options, &dir, work.path(), env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
-    let quiet = StdoutSilenced::new();
+    let quiet = crate::stop::silence_stdout();
     let outcome = runner.all().await;
     drop(quiet);
     runner.finish_progress();
@@ -230,7 +230,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
             .collect(),
     };
     drop(runner); // stops every child process
-    let _ = std::fs::remove_dir_all(&work);
+    drop(work);
     std::fs::write(dir.join("cells.json"), serde_json::to_vec_pretty(&record)?)?;
     if stopped.is_none() {
         outcome?;
@@ -242,52 +242,4 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
 /// Whether a stop was asked for.
 pub fn stopping() -> bool {
     crate::stop::requested().is_some()
-}
-
-/// Points stdout at /dev/null until dropped.
-struct StdoutSilenced(Option<libc::c_int>);
-
-impl StdoutSilenced {
-    fn new() -> Self {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
-            return Self(None);
-        };
-        use std::os::fd::AsRawFd;
-        // SAFETY: dup/dup2 on descriptors this process owns; the saved copy
-        // is restored and closed on drop.
-        unsafe {
-            let saved = libc::dup(1);
-            if saved < 0 || libc::dup2(null.as_raw_fd(), 1) < 0 {
-                return Self(None);
-            }
-            crate::stop::watch_stdout_at(Some(saved));
-            Self(Some(saved))
-        }
-    }
-}
-
-impl Drop for StdoutSilenced {
-    fn drop(&mut self) {
-        if let Some(saved) = self.0 {
-            // SAFETY: see `new`.
-            unsafe {
-                libc::dup2(saved, 1);
-                crate::stop::watch_stdout_at(None);
-                libc::close(saved);
-            }
-        }
-    }
-}
-
-fn tempdir() -> anyhow::Result<PathBuf> {
-    let mut tag = [0u8; 8];
-    rand::fill(&mut tag);
-    let dir = std::env::temp_dir().join(format!(
-        "statebench-{}",
-        tag.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

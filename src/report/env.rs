@@ -52,15 +52,7 @@ impl Environment {
         {
             commit.push_str("-dirty");
         }
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("model name"))
-                    .and_then(|l| l.split_once(':'))
-                    .map(|(_, v)| v.trim().to_owned())
-            })
-            .unwrap_or_else(|| "unknown".into());
+        let cpu_model = crate::host::proc::cpu_model().unwrap_or_else(|| "unknown".into());
         let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap_or_default();
         let crates = CRATES
             .iter()

@@ -94,10 +94,8 @@ pub fn exit_within(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Du
 
 /// Sends `sig` to the process group led by `pid`, as a terminal does.
 pub fn signal_group(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a process group this test created.
-    unsafe {
-        libc::kill(-(pid as i32), sig);
-    }
+    let sig = rustix::process::Signal::from_named_raw(sig).expect("a named signal");
+    statebench::stop::signal_group(pid, sig);
 }
 
 /// The lines of a child's pipe, as they come, on a channel.
@@ -139,9 +137,7 @@ pub fn wait_for(rx: &mpsc::Receiver<String>, needle: &str, limit: Duration) -> V
 
 /// Peak resident memory of a live process so far (VmHWM), in bytes.
 pub fn peak_rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
+    statebench::host::proc::peak_rss_bytes(pid)
 }
 
 /// A loopback port where nothing listens (bound, then released).

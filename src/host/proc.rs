@@ -1,0 +1,62 @@
+//! Readers of `/proc`: a process's CPU time and memory, the CPU model.
+
+use std::time::Duration;
+
+use procfs_core::FromRead;
+use procfs_core::process::{Stat, Status};
+
+/// User + system CPU time of a process (all its threads).
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = Stat::from_file(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = stat.utime + stat.stime;
+    let per_sec = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_micros(ticks * 1_000_000 / per_sec))
+}
+
+/// Resident set size of a process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    Some(status(pid)?.vmrss? * 1024)
+}
+
+/// The most resident memory a process has had (VmHWM), in bytes.
+pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
+    Some(status(pid)?.vmhwm? * 1024)
+}
+
+/// Whether a process with this id exists.
+pub fn exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// The CPU's model name, as the kernel reports it.
+pub fn cpu_model() -> Option<String> {
+    let info = procfs_core::CpuInfo::from_file("/proc/cpuinfo").ok()?;
+    info.model_name(0).map(str::to_owned)
+}
+
+/// Online CPUs, as the kernel reports them in /proc/cpuinfo.
+pub fn cpu_count() -> Option<usize> {
+    Some(
+        procfs_core::CpuInfo::from_file("/proc/cpuinfo")
+            .ok()?
+            .num_cores(),
+    )
+}
+
+fn status(pid: u32) -> Option<Status> {
+    Status::from_file(format!("/proc/{pid}/status")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cpu_and_memory_are_readable() {
+        let me = std::process::id();
+        assert!(rss_bytes(me).is_some_and(|r| r > 0));
+        assert!(peak_rss_bytes(me).is_some_and(|p| p >= rss_bytes(me).unwrap_or(0) / 2));
+        assert!(cpu_time(me).is_some());
+        assert!(exists(me));
+    }
+}
