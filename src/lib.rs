@@ -42,6 +42,7 @@ pub mod report;
 pub mod revocation;
 pub mod server;
 pub mod session;
+pub mod stats;
 pub mod stop;
 pub mod token;
 pub mod workload;

@@ -29,7 +29,7 @@ pub fn bmf(rows: &[Row], trend: Option<&Trend>) -> Value {
             out.insert(
                 id.clone(),
                 json!({ "latency": {
-                    "value": latency::median(v),
+                    "value": crate::stats::median(v),
                     "lower_value": v.iter().copied().fold(f64::INFINITY, f64::min),
                     "upper_value": v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 }}),
@@ -54,7 +54,7 @@ pub fn github_action_benchmark(rows: &[Row], trend: Option<&Trend>) -> Value {
             out.push(json!({
                 "name": id,
                 "unit": "ns",
-                "value": latency::median(v),
+                "value": crate::stats::median(v),
                 "range": format!("{:.1}..{:.1}", lo, hi),
                 "extra": format!("{} repeats", v.len()),
             }));

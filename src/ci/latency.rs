@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Options, Provenance};
 use crate::loadtests::{LoadConfig, ScenarioKind};
+use crate::stats::{max, median, min};
 
 pub const FILE: &str = "latency.json";
 
@@ -89,24 +90,6 @@ impl Baseline {
         std::fs::write(dir.join(FILE), text)?;
         Ok(())
     }
-}
-
-pub fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
-fn min(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::INFINITY, f64::min)
-}
-
-fn max(v: &[f64]) -> f64 {
-    v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
 }
 
 /// Measures the pinned set `opts.repeats` times, interleaved.
@@ -303,11 +286,5 @@ mod tests {
         // Outside the spread but under the threshold: not a regression.
         let rows = compare(&base, &trend("x", &[2.41, 2.42, 2.43]), 20.0);
         assert!(!rows[0].regressed);
-    }
-
-    #[test]
-    fn median_of_even_and_odd_counts() {
-        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
     }
 }

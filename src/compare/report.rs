@@ -91,7 +91,7 @@ fn cpu_of(all: &[Cell], server: &str) -> Option<f64> {
     if repeats.is_empty() {
         return at_users(all, server, cpu_level(all))?.server_cpu_us_per_request;
     }
-    Some(crate::ci::latency::median(&repeats))
+    Some(crate::stats::median(&repeats))
 }
 
 /// The equal-rate cells of one server (one per repeat).
@@ -225,7 +225,7 @@ fn claims(all: &[Cell]) -> Vec<Claim> {
             let store = if store.is_empty() {
                 String::new()
             } else {
-                format!(" + {:.1} µs in Redis", crate::ci::latency::median(&store))
+                format!(" + {:.1} µs in Redis", crate::stats::median(&store))
             };
             cost.push_str(&format!(
                 "; server CPU per request {r:.1} µs{store} vs {m:.1} µs in memory"
