@@ -8,7 +8,28 @@ use std::sync::Arc;
 
 use goose::prelude::*;
 
-use super::{Shared, State, authorized_get, broken, login, send, tx};
+use super::http::State;
+use super::{Shared, Spec, authorized_get, broken, login, send, tx};
+use crate::server::Arch;
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "cart",
+    main_request: "GET cart",
+    websocket: false,
+    counted: &[],
+    arch: Arch::Stateless,
+    needs: Some((
+        Arch::Stateful,
+        &[
+            "POST /login",
+            "GET /profile",
+            "POST /cart/items",
+            "GET /cart",
+        ],
+    )),
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("cart")

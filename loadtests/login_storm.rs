@@ -6,7 +6,19 @@ use std::sync::Arc;
 
 use goose::prelude::*;
 
-use super::{Shared, login, tx};
+use super::{Shared, Spec, login, tx};
+use crate::server::Arch;
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "login-storm",
+    main_request: "POST login",
+    websocket: false,
+    counted: &[],
+    arch: Arch::Stateless,
+    needs: None,
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("login-storm").register_transaction(tx!(shared, storm).set_name("login"))

@@ -7,7 +7,19 @@ use std::sync::Arc;
 use goose::prelude::*;
 
 use super::stateless::profile;
-use super::{Shared, broken, login, tx};
+use super::{Shared, Spec, broken, login, tx};
+use crate::server::Arch;
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "stateful",
+    main_request: "GET profile",
+    websocket: false,
+    counted: &[],
+    arch: Arch::Stateful,
+    needs: Some((Arch::Stateful, &["POST /login", "GET /profile"])),
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("stateful")

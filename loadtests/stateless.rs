@@ -1,21 +1,28 @@
 //! The stateless user: logs in once (on start), keeps the JWT in its session
-//! data, then loops `GET /profile` with `Authorization: <token>`. Also the
-//! floor every server is measured against: `GET /healthz`, no credential.
+//! data, then loops `GET /profile` with `Authorization: <token>`.
 
 use std::sync::Arc;
 
 use goose::prelude::*;
 
-use super::{Shared, authorized_get, broken, login, send, tx};
+use super::{Shared, Spec, authorized_get, broken, login, tx};
+use crate::server::Arch;
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "stateless",
+    main_request: "GET profile",
+    websocket: false,
+    counted: &[],
+    arch: Arch::Stateless,
+    needs: Some((Arch::Stateless, &["POST /login", "GET /profile"])),
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("stateless")
         .register_transaction(tx!(shared, start).set_on_start().set_name("login"))
         .register_transaction(tx!(shared, profile).set_name("profile"))
-}
-
-pub fn healthz_scenario(shared: &Arc<Shared>) -> Scenario {
-    scenario!("healthz").register_transaction(tx!(shared, healthz).set_name("healthz"))
 }
 
 async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
@@ -27,9 +34,4 @@ async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
 
 pub(crate) async fn profile(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     authorized_get(user, shared, "/profile", "profile").await
-}
-
-async fn healthz(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    send(user, shared, GooseMethod::Get, "/healthz", "healthz", None).await?;
-    Ok(())
 }

@@ -19,7 +19,8 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::result::RequestStats;
 use super::ws_echo::{Socket, WsFailure, open, record, ws_url};
-use super::{LoadResult, Shared, broken, stopped, tx};
+use super::{LoadResult, Shared, Spec, broken, stopped, tx};
+use crate::server::Arch;
 
 /// Fan-out counters shared by every chat user of a run (and their readers).
 #[derive(Default, Clone)]
@@ -108,6 +109,17 @@ struct Member {
     sink: Arc<tokio::sync::Mutex<Sink>>,
     sent: u64,
 }
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "ws-chat",
+    main_request: "WS fanout",
+    websocket: true,
+    counted: &["WS post"],
+    arch: Arch::Ws,
+    needs: None,
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("ws-chat")

@@ -12,7 +12,8 @@ use goose::prelude::*;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::{Shared, answered, back_off, broken, stopped, tx};
+use super::{Shared, Spec, answered, back_off, broken, stopped, tx};
+use crate::server::Arch;
 
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -23,6 +24,17 @@ struct Connection {
     socket: Arc<Mutex<Socket>>,
     sent: u64,
 }
+
+/// What this scenario is (see [`super::Spec`]).
+pub const SPEC: Spec = Spec {
+    name: "ws-echo",
+    main_request: "WS echo",
+    websocket: true,
+    counted: &["WS echo"],
+    arch: Arch::Ws,
+    needs: Some((Arch::Ws, &["GET /ws"])),
+    build: scenario,
+};
 
 pub fn scenario(shared: &Arc<Shared>) -> Scenario {
     scenario!("ws-echo")

@@ -79,11 +79,11 @@ pub struct CompareArgs {
     /// (concurrency, equal rate, state size). The report goes to
     /// <DIR>/load/<run>/REPORT.md (run name `external` by default).
     #[arg(long, value_name = "NAME=URL", value_parser = crate::compare::external::parse_target)]
-    pub target: Vec<(crate::compare::external::Kind, String)>,
+    pub target: Vec<(crate::server::Arch, String)>,
     /// The process id of a --target server, as NAME=PID, for its CPU and
     /// memory (without it they are n/a).
     #[arg(long, value_name = "NAME=PID", value_parser = crate::compare::external::parse_target_pid, requires = "target")]
-    pub target_pid: Vec<(crate::compare::external::Kind, u32)>,
+    pub target_pid: Vec<(crate::server::Arch, u32)>,
 }
 
 #[derive(Debug, Args)]
@@ -151,8 +151,9 @@ pub struct LoadArgs {
     /// Without it, a server is started in this process on a free loopback port.
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// Which server to start when no --target is given (default: stateful for
-    /// the stateful scenario, ws for ws-echo, stateless otherwise).
+    /// Which server to start when no --target is given (default: the one the
+    /// scenario is written for: stateful for stateful, ws for ws-echo and
+    /// ws-chat, stateless otherwise).
     #[arg(long, value_enum)]
     pub arch: Option<Arch>,
     /// Concurrent users (closed loop, no think time).
@@ -474,7 +475,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
 
 /// `statebench load`: one goose run, against --target or an in-process server.
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    use crate::loadtests::{LoadConfig, ScenarioKind};
+    use crate::loadtests::LoadConfig;
     anyhow::ensure!(args.users > 0, "--users must be at least 1");
     anyhow::ensure!(args.run_time > 0, "--run-time must be at least 1 second");
     let mut local = None;
@@ -487,11 +488,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
             t.trim_end_matches('/').to_owned()
         }
         None => {
-            let arch = args.arch.unwrap_or(match args.scenario {
-                ScenarioKind::Stateful => Arch::Stateful,
-                ScenarioKind::WsEcho => Arch::Ws,
-                _ => Arch::Stateless,
-            });
+            let arch = args.arch.unwrap_or(args.scenario.spec().arch);
             let server = arch.spawn_local().await?;
             let url = server.url("");
             crate::stop::eprintln(&format!("started an in-process {arch} server at {url}"));
@@ -538,22 +535,9 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
 /// scenario needs that the target does not implement, so a run of 404s
 /// says why. (A target that is not there at all is the run's own error.)
 async fn warn_about_missing_routes(target: &str, scenario: crate::loadtests::ScenarioKind) {
-    use crate::compare::external::{External, Kind, probe};
-    use crate::loadtests::ScenarioKind as S;
-    let (kind, needs): (Kind, &[&str]) = match scenario {
-        S::Stateless => (Kind::Stateless, &["POST /login", "GET /profile"]),
-        S::Stateful => (Kind::Stateful, &["POST /login", "GET /profile"]),
-        S::Cart => (
-            Kind::Stateful,
-            &[
-                "POST /login",
-                "GET /profile",
-                "POST /cart/items",
-                "GET /cart",
-            ],
-        ),
-        S::WsEcho => (Kind::Ws, &["GET /ws"]),
-        S::Healthz | S::LoginStorm | S::WsChat => return,
+    use crate::compare::external::{External, probe};
+    let Some((kind, needs)) = scenario.spec().needs else {
+        return;
     };
     let contract = probe(&External {
         kind,

@@ -165,3 +165,38 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next
         .inc();
     res
 }
+
+/// Reads a counter back from Prometheus text (what `GET /metrics` answers):
+/// the sum of `name` over its label sets, leaving out the samples whose
+/// `route` label is `except_route` (a scrape does not count itself).
+pub fn sum(exposition: &str, name: &str, except_route: Option<&str>) -> u64 {
+    let skip = except_route.map(|r| format!("route=\"{r}\""));
+    exposition
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            let metric = l.split(['{', ' ']).next().unwrap_or_default();
+            metric == name
+        })
+        .filter(|l| skip.as_deref().is_none_or(|s| !l.contains(s)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|v| v as u64)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sums_a_counter_over_label_sets_but_not_the_scrapes() {
+        let text = "# TYPE statebench_http_requests counter\n\
+            statebench_http_requests_total{route=\"/profile\",status=\"200\"} 10\n\
+            statebench_http_requests_total{route=\"/login\",status=\"200\"} 2\n\
+            statebench_http_requests_total{route=\"/metrics\",status=\"200\"} 5\n\
+            statebench_http_requests_created{route=\"/login\"} 1700000000\n\
+            statebench_ws_messages_in_total 7\n";
+        let http = super::sum(text, "statebench_http_requests_total", Some("/metrics"));
+        assert_eq!(http, 12);
+        assert_eq!(super::sum(text, "statebench_ws_messages_in_total", None), 7);
+        assert_eq!(super::sum(text, "absent", None), 0);
+    }
+}

@@ -12,6 +12,7 @@ use statebench::host::tools::installed;
 use statebench::loadtests::{
     Affinity, Balancer, LoadConfig, LoadResult, Policy, ScenarioKind, run,
 };
+use statebench::server::Arch;
 use statebench::server::Lifecycle;
 
 /// Two replicas of one architecture, served in this process. Stateless
@@ -214,14 +215,14 @@ async fn kill_one(spec: ServerSpec, users: u64) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_replica_loses_exactly_its_in_memory_sessions() {
-    let (on_killed, lost) = kill_one(ServerSpec::new("stateful"), 30).await;
+    let (on_killed, lost) = kill_one(ServerSpec::new(Arch::Stateful), 30).await;
     assert!(on_killed > 0);
     assert_eq!(lost, on_killed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_replica_loses_no_stateless_session() {
-    let (on_killed, lost) = kill_one(ServerSpec::new("stateless"), 30).await;
+    let (on_killed, lost) = kill_one(ServerSpec::new(Arch::Stateless), 30).await;
     assert!(on_killed > 0);
     assert_eq!(lost, 0);
 }
@@ -231,7 +232,7 @@ async fn killing_a_replica_loses_no_session_kept_in_redis() {
     let Some(url) = common::redis_url("killing_a_replica_loses_no_session_kept_in_redis") else {
         return;
     };
-    let mut spec = ServerSpec::new("stateful");
+    let mut spec = ServerSpec::new(Arch::Stateful);
     spec.store = url.clone();
     spec.redis_prefix = common::unique_prefix();
     let (on_killed, lost) = kill_one(spec.clone(), 30).await;

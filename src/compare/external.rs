@@ -7,47 +7,12 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-/// Which design an external server stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    Stateless,
-    Stateful,
-    Ws,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Stateless => "stateless",
-            Self::Stateful => "stateful",
-            Self::Ws => "ws",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "stateless" => Ok(Self::Stateless),
-            "stateful" => Ok(Self::Stateful),
-            "ws" => Ok(Self::Ws),
-            _ => Err(format!(
-                "{s:?} is not a server name (stateless, stateful or ws)"
-            )),
-        }
-    }
-
-    /// The label of its cells in the report.
-    pub fn label(self) -> String {
-        format!("{} (external)", self.name())
-    }
-}
+use crate::server::Arch;
 
 /// One external server.
 #[derive(Debug, Clone)]
 pub struct External {
-    pub kind: Kind,
+    pub kind: Arch,
     /// Base URL, without a trailing slash.
     pub url: String,
     /// Its process, for CPU and memory (`--target-pid`).
@@ -55,11 +20,11 @@ pub struct External {
 }
 
 /// `--target NAME=URL`.
-pub fn parse_target(s: &str) -> Result<(Kind, String), String> {
+pub fn parse_target(s: &str) -> Result<(Arch, String), String> {
     let (name, url) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))?;
-    let kind = Kind::parse(name)?;
+    let kind = Arch::parse(name)?;
     if !url.starts_with("http://") && !url.starts_with("https://") {
         return Err(format!("{url:?} is not an http:// URL"));
     }
@@ -67,11 +32,11 @@ pub fn parse_target(s: &str) -> Result<(Kind, String), String> {
 }
 
 /// `--target-pid NAME=PID`.
-pub fn parse_target_pid(s: &str) -> Result<(Kind, u32), String> {
+pub fn parse_target_pid(s: &str) -> Result<(Arch, u32), String> {
     let (name, pid) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
-    let kind = Kind::parse(name)?;
+    let kind = Arch::parse(name)?;
     let pid: u32 = pid
         .parse()
         .map_err(|_| format!("{pid:?} is not a process id"))?;
@@ -100,7 +65,7 @@ pub struct Contract {
 pub async fn probe(target: &External) -> Contract {
     let mut c = Contract::default();
     let name = target.kind.name();
-    if target.kind == Kind::Ws {
+    if target.kind == Arch::Ws {
         match ws_echo(&target.url).await {
             Ok(()) => c.ws_echo = true,
             Err(why) => {
@@ -151,7 +116,7 @@ pub async fn probe(target: &External) -> Contract {
             return c;
         }
     };
-    if target.kind == Kind::Stateless && token.is_none() {
+    if target.kind == Arch::Stateless && token.is_none() {
         problem(
             "POST /login",
             "no {\"token\"} in the answer".into(),
@@ -308,7 +273,7 @@ mod tests {
     fn targets_parse_and_bad_ones_say_why() {
         assert_eq!(
             parse_target("stateless=http://127.0.0.1:3000/").unwrap(),
-            (Kind::Stateless, "http://127.0.0.1:3000".into())
+            (Arch::Stateless, "http://127.0.0.1:3000".into())
         );
         assert!(
             parse_target("jwt=http://x")

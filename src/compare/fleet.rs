@@ -14,12 +14,12 @@ use tokio::process::Command;
 use crate::host::child::ChildProc;
 use crate::host::proc;
 use crate::keys::TokenAlg;
+use crate::server::Arch;
 
 /// What one replica serves.
 #[derive(Debug, Clone)]
 pub struct ServerSpec {
-    /// `stateless`, `stateful` or `ws`.
-    pub arch: &'static str,
+    pub arch: Arch,
     pub alg: TokenAlg,
     /// `memory` or a Redis URL (stateful).
     pub store: String,
@@ -29,7 +29,7 @@ pub struct ServerSpec {
 }
 
 impl ServerSpec {
-    pub fn new(arch: &'static str) -> Self {
+    pub fn new(arch: Arch) -> Self {
         Self {
             arch,
             alg: TokenAlg::HS256,
@@ -83,7 +83,7 @@ impl Launcher {
         let mut args: Vec<String> = vec![
             "serve".into(),
             "--arch".into(),
-            spec.arch.into(),
+            spec.arch.name().into(),
             "--addr".into(),
             "127.0.0.1:0".into(),
             "--redis-prefix".into(),
@@ -92,12 +92,12 @@ impl Launcher {
             "5".into(),
         ];
         match spec.arch {
-            "stateless" => {
+            Arch::Stateless => {
                 args.extend(["--alg".into(), spec.alg.name().into()]);
                 args.extend(self.key_args(spec.alg)?);
             }
-            "stateful" => args.extend(["--store".into(), spec.store.clone()]),
-            _ => {
+            Arch::Stateful => args.extend(["--store".into(), spec.store.clone()]),
+            Arch::Ws => {
                 if let Some(b) = &spec.backplane {
                     args.extend(["--backplane".into(), b.clone()]);
                 }
@@ -199,29 +199,6 @@ impl Replica {
     pub fn rss_bytes(&self) -> Option<u64> {
         proc::rss_bytes(self.pid)
     }
-
-    /// HTTP requests the server has answered (its `/metrics`, excluding
-    /// `/metrics` itself).
-    pub async fn requests_counted(&self, client: &reqwest::Client) -> anyhow::Result<u64> {
-        let body = client
-            .get(format!("{}/metrics", self.url))
-            .send()
-            .await?
-            .text()
-            .await?;
-        Ok(count_requests(&body))
-    }
-}
-
-/// Sums `statebench_http_requests_total` over every route but `/metrics`.
-pub fn count_requests(exposition: &str) -> u64 {
-    exposition
-        .lines()
-        .filter(|l| l.starts_with("statebench_http_requests_total{"))
-        .filter(|l| !l.contains("route=\"/metrics\""))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .map(|v| v as u64)
-        .sum()
 }
 
 fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
@@ -238,18 +215,4 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counts_requests_but_not_metrics_scrapes() {
-        let text = "# TYPE statebench_http_requests counter\n\
-            statebench_http_requests_total{route=\"/profile\",status=\"200\"} 10\n\
-            statebench_http_requests_total{route=\"/login\",status=\"200\"} 2\n\
-            statebench_http_requests_total{route=\"/metrics\",status=\"200\"} 5\n";
-        assert_eq!(count_requests(text), 12);
-    }
 }

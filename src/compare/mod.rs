@@ -4,18 +4,26 @@
 //! installed), runs the load matrices, stops everything it started, and
 //! writes `results/load/<run>/` and `results/REPORT.md`.
 //!
+//! - [`cell`]: what a cell records, named by typed values;
+//! - [`runner`]: the one recipe every load cell follows, and the
+//!   measurements around it;
+//! - [`matrices`]: the five matrices, one module each;
+//! - [`fleet`]: the replicas (`statebench serve` child processes);
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
-//! - [`fleet`]: the child processes and what /proc says about them;
-//! - [`matrix`]: the five matrices, cell by cell;
-//! - [`report`]: tables, charts and the claims table.
+//! - [`progress`]: the live bar and the per-cell lines;
+//! - [`report`]: the claims, the markdown and the charts of REPORT.md.
 
+pub mod cell;
 pub mod external;
 pub mod fleet;
-pub mod matrix;
+pub mod matrices;
+pub mod progress;
 pub mod report;
+pub mod runner;
 
-use std::collections::BTreeMap;
+pub use cell::{Balancer, Cell, Event, Server};
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -98,63 +106,6 @@ impl Options {
     }
 }
 
-/// One measured cell of a matrix: the figures the report reads, next to
-/// the raw goose result saved beside it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Cell {
-    pub matrix: String,
-    pub id: String,
-    /// Server flavour: `stateless HS256`, `stateful memory`, `ws`, …
-    pub server: String,
-    pub scenario: String,
-    /// The request whose latency is reported (`GET profile`, `WS echo`, …).
-    pub request: String,
-    pub users: usize,
-    pub replicas: usize,
-    pub policy: Option<String>,
-    pub balancer: Option<String>,
-    pub event: Option<String>,
-    pub cart_items: Option<usize>,
-    pub connections: Option<usize>,
-    pub backplane: Option<bool>,
-    pub offered_rps: Option<f64>,
-    pub achieved_rps: f64,
-    pub wall_secs: f64,
-    pub p50_us: Option<u64>,
-    pub p90_us: Option<u64>,
-    pub p99_us: Option<u64>,
-    pub p999_us: Option<u64>,
-    pub max_us: Option<u64>,
-    /// Every request of the run (logins included).
-    pub requests: u64,
-    pub failures: u64,
-    /// Failed requests by kind: HTTP status, `connect`, `reset`, `timeout`, WebSocket close code (they add up to `failures`).
-    pub errors: BTreeMap<String, u64>,
-    pub server_cpu_us_per_request: Option<f64>,
-    pub server_cpu_cores: Option<f64>,
-    /// Redis's own CPU, for the cells that use it (not in the server figure).
-    pub store_cpu_cores: Option<f64>,
-    pub store_cpu_us_per_request: Option<f64>,
-    pub generator_cpu_cores: f64,
-    /// The load generator, not the servers, limited the rate.
-    pub generator_bound: bool,
-    pub rss_bytes: Vec<u64>,
-    /// Requests the servers' /metrics counted, and goose's count of answered ones.
-    pub server_counted: Option<u64>,
-    pub goose_counted: u64,
-    /// Goose and the servers agree within 1% (or nothing to check).
-    pub valid: bool,
-    pub miss_rate: f64,
-    pub sessions_lost: u64,
-    pub routed: Vec<u64>,
-    pub recovery_ms: Option<f64>,
-    pub remapped_fraction: Option<f64>,
-    pub bytes_per_request: Option<f64>,
-    pub delivery_ratio: Option<f64>,
-    pub rss_per_connection: Option<f64>,
-    pub notes: Vec<String>,
-}
-
 /// Everything a run produced, as saved in `cells.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -183,7 +134,31 @@ pub fn report_only(options: &Options) -> anyhow::Result<PathBuf> {
     let env: crate::report::env::Environment =
         serde_json::from_value(record.environment.clone())
             .map_err(|e| anyhow::anyhow!("{}: environment: {e}", path.display()))?;
-    report::write(&record, &env, &options.results, &dir)
+    let path = report::write(&record, &env, &options.results, &dir)?;
+    summarize_in_readme(options, &record, &dir)?;
+    Ok(path)
+}
+
+/// A full run of the reference servers into the checkout's `results/`
+/// also rewrites the README's summary of it (its `<!-- claims -->` block).
+fn summarize_in_readme(
+    options: &Options,
+    record: &RunRecord,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let in_checkout = options.results == options.root.join("results")
+        || options.results == std::path::Path::new("results");
+    if !in_checkout || record.quick || !record.external.is_empty() || record.partial.is_some() {
+        return Ok(());
+    }
+    let charts = dir.join("charts");
+    let charts = charts.strip_prefix(&options.root).unwrap_or(&charts);
+    report::markdown::update_readme(
+        &options.root.join("README.md"),
+        record,
+        &charts.display().to_string(),
+    )?;
+    Ok(())
 }
 
 /// How a comparison ended.
@@ -207,13 +182,13 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     }
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempfile::Builder::new().prefix("statebench-").tempdir()?;
-    let mut runner = matrix::Runner::new(&options, &dir, work.path(), env.one_line()).await?;
+    let mut runner = runner::Runner::new(&options, &dir, work.path(), env.one_line()).await?;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
     let quiet = crate::stop::silence_stdout();
-    let outcome = runner.all().await;
+    let outcome = matrices::run_all(&mut runner).await;
     drop(quiet);
-    runner.finish_progress();
+    runner.progress.finish();
     let stopped = crate::stop::requested();
     let record = RunRecord {
         run: options.run_name.clone(),
@@ -226,7 +201,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         external: options
             .external
             .iter()
-            .map(|e| format!("{}={}", e.kind.name(), e.url))
+            .map(|e| format!("{}={}", e.kind, e.url))
             .collect(),
     };
     drop(runner); // stops every child process
@@ -236,6 +211,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         outcome?;
     }
     let report = report::write(&record, &env, &options.results, &dir)?;
+    summarize_in_readme(&options, &record, &dir)?;
     Ok(Outcome { report, stopped })
 }
 

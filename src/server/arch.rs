@@ -55,6 +55,14 @@ impl Arch {
         }
     }
 
+    /// `stateless`, `stateful` or `ws`, with a one-line error otherwise.
+    pub fn parse(s: &str) -> Result<Arch, String> {
+        Arch::ALL
+            .into_iter()
+            .find(|a| a.name() == s)
+            .ok_or_else(|| format!("{s:?} is not a server name (stateless, stateful or ws)"))
+    }
+
     /// This server with default settings: a random HS256 key, an in-memory
     /// session store, default WebSocket limits.
     pub fn router(self, base: &Base, lifecycle: &Lifecycle) -> anyhow::Result<Router> {

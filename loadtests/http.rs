@@ -1,0 +1,239 @@
+//! What every HTTP scenario does the same way: route a request to a
+//! replica with the user's credential, send it with the cancel switch
+//! armed, log in, follow a lost session, classify and back off from
+//! failures.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use goose::prelude::*;
+
+use super::{Affinity, Shared};
+
+/// A failed request's kind, from the client's error.
+fn transport_kind(e: &reqwest::Error) -> &'static str {
+    if e.is_timeout() {
+        return "timeout";
+    }
+    if e.is_connect() {
+        return "connect";
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof
+            ) {
+                return "reset";
+            }
+        }
+        if let Some(h) = s.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_canceled() || h.is_closed())
+        {
+            return "reset";
+        }
+        source = s.source();
+    }
+    if e.is_body() || e.is_decode() {
+        return "body";
+    }
+    "other"
+}
+
+/// After a failure that had no answer, waits before the user's next
+/// request (10 ms, doubling to 500 ms), so a dead target is not hammered
+/// in a tight loop; any answer resets it.
+pub(crate) async fn back_off(user: &GooseUser, shared: &Shared) {
+    let slot = &shared.backoff_ms[user.weighted_users_index % shared.backoff_ms.len()];
+    let wait = (slot.load(Ordering::Relaxed) * 2).clamp(10, 500);
+    slot.store(wait, Ordering::Relaxed);
+    tokio::select! {
+        () = tokio::time::sleep(Duration::from_millis(wait.into())) => {}
+        () = shared.cancel.cancelled() => {}
+    }
+}
+
+/// A request got an answer: the target is alive, and this user's back-off
+/// starts over.
+pub(crate) fn answered(user: &GooseUser, shared: &Shared) {
+    if !shared.answered.load(Ordering::Relaxed) {
+        shared.answered.store(true, Ordering::Relaxed);
+    }
+    let slot = &shared.backoff_ms[user.weighted_users_index % shared.backoff_ms.len()];
+    if slot.load(Ordering::Relaxed) != 0 {
+        slot.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The error a user's transaction ends with when the run is cut short.
+/// It comes after a pause: goose asks a user to exit only between
+/// transactions, and a user whose transactions return at once would spin
+/// without yielding, starving goose's own tasks on the runtime.
+pub(crate) async fn stopped() -> Box<TransactionError> {
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    broken("run stopped")
+}
+
+/// A transaction error for a response that breaks the contract.
+pub(crate) fn broken(what: impl Into<String>) -> Box<TransactionError> {
+    Box::new(TransactionError::Custom(what.into()))
+}
+
+/// What a user keeps between requests (goose holds one value per user):
+/// the token if the server is stateless (a stateful user's `sid` lives in
+/// its cookie store), the items added since the last login, and where the
+/// balancer sent it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct State {
+    pub token: Option<String>,
+    /// Length of the `name=value` session cookie the server set, if any.
+    pub cookie_len: usize,
+    pub added: usize,
+    pub affinity: Affinity,
+}
+
+#[derive(serde::Deserialize)]
+struct TokenBody {
+    token: String,
+}
+
+/// Header carrying the user id, for balancers that hash on it.
+pub const USER_HEADER: &str = "x-user";
+
+/// A request builder for `path` on the chosen replica, with the user id
+/// and, if the user holds one, its token (the cookie store adds `sid`).
+pub(crate) fn routed(
+    user: &mut GooseUser,
+    shared: &Shared,
+    method: GooseMethod,
+    path: &str,
+) -> Result<(usize, String, reqwest::RequestBuilder), Box<TransactionError>> {
+    let (slot, url) = shared.url(user, path)?;
+    let mut builder = user
+        .get_request_builder(&method, &url)?
+        .header(USER_HEADER, user.weighted_users_index.to_string());
+    let mut bytes = 0;
+    if let Some(state) = user.get_session_data::<State>() {
+        if let Some(t) = state.token.as_deref() {
+            builder = builder.header("Authorization", t);
+            bytes += t.len();
+        }
+        bytes += state.cookie_len;
+    }
+    shared
+        .request_bytes
+        .fetch_add(bytes as u64, Ordering::Relaxed);
+    shared.requests_sent.fetch_add(1, Ordering::Relaxed);
+    Ok((slot, url, builder))
+}
+
+/// Sends a routed request recorded under `name`; a refused connection
+/// takes that replica out of rotation.
+pub(crate) async fn send(
+    user: &mut GooseUser,
+    shared: &Shared,
+    method: GooseMethod,
+    path: &str,
+    name: &str,
+    body: Option<String>,
+) -> Result<reqwest::Response, Box<TransactionError>> {
+    let (slot, url, mut builder) = routed(user, shared, method, path)?;
+    if let Some(body) = body {
+        shared
+            .request_bytes
+            .fetch_add(body.len() as u64, Ordering::Relaxed);
+        builder = builder
+            .header("content-type", "application/json")
+            .body(body);
+    }
+    let request = GooseRequest::builder()
+        .method(method)
+        .path(url.as_str())
+        .name(name)
+        .set_request_builder(builder)
+        .build();
+    let goose = tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => return Err(stopped().await),
+        goose = user.request(request) => goose?,
+    };
+    match goose.response {
+        Ok(r) => {
+            answered(user, shared);
+            Ok(r)
+        }
+        Err(e) => {
+            shared.trouble();
+            shared.count_error(transport_kind(&e));
+            if e.is_connect() {
+                shared.refused.store(true, Ordering::Relaxed);
+                let base = url.strip_suffix(path).unwrap_or(&url);
+                shared.balancer.report_refused(slot, base);
+            }
+            back_off(user, shared).await;
+            Err(Box::new(TransactionError::Reqwest(e)))
+        }
+    }
+}
+
+/// `POST /login`; keeps the token if the server hands one out (stateless),
+/// otherwise relies on the cookie store (stateful). Returns whether a
+/// token was received.
+pub(crate) async fn login(
+    user: &mut GooseUser,
+    shared: &Shared,
+) -> Result<bool, Box<TransactionError>> {
+    let mut state = user
+        .get_session_data::<State>()
+        .cloned()
+        .unwrap_or_default();
+    state.token = None;
+    user.set_session_data(state);
+    let response = send(user, shared, GooseMethod::Post, "/login", "login", None).await?;
+    if !response.status().is_success() {
+        shared.trouble();
+        return Err(broken(format!("login answered {}", response.status())));
+    }
+    let cookie_len = response
+        .headers()
+        .get(reqwest::header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(0, |v| v.split(';').next().unwrap_or("").len());
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
+    let token = serde_json::from_slice::<TokenBody>(&body)
+        .ok()
+        .map(|t| t.token);
+    let got_token = token.is_some();
+    let mut state = user
+        .get_session_data::<State>()
+        .cloned()
+        .unwrap_or_default();
+    state.token = token;
+    state.cookie_len = cookie_len;
+    state.added = 0;
+    user.set_session_data(state);
+    Ok(got_token)
+}
+
+/// `GET path` with the user's credential, recorded under `name`. A 403
+/// means the session is gone (another replica, or a lost one): the user
+/// logs in again and the loss is counted.
+pub(crate) async fn authorized_get(
+    user: &mut GooseUser,
+    shared: &Shared,
+    path: &str,
+    name: &str,
+) -> TransactionResult {
+    let response = send(user, shared, GooseMethod::Get, path, name, None).await?;
+    if response.status() == reqwest::StatusCode::FORBIDDEN {
+        shared.sessions_lost.fetch_add(1, Ordering::Relaxed);
+        shared.trouble();
+        login(user, shared).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! What every simulated user of one run shares: the balancer, the
+//! counters goose does not keep, and the switch that ends the run.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use goose::prelude::*;
+use tokio_util::sync::CancellationToken;
+
+use super::http::{State, broken};
+use super::{Balancer, LoadConfig, ws_chat};
+
+/// What every user of one run shares: the balancer and the counters that
+/// goose does not keep.
+pub struct Shared {
+    pub balancer: Balancer,
+    pub cart_items: usize,
+    pub room_size: usize,
+    pub chat_interval: Duration,
+    /// Users that had to log in again because their session was gone.
+    pub sessions_lost: AtomicU64,
+    /// Credential and body bytes sent (`Authorization` value, `Cookie`
+    /// value, body) and the requests that sent them: what state costs on
+    /// the wire.
+    pub request_bytes: AtomicU64,
+    pub requests_sent: AtomicU64,
+    /// When a request last failed or found no session (µs since `epoch`):
+    /// how long trouble lasted after a failure.
+    pub last_trouble_us: AtomicU64,
+    /// Chat fan-out: delivery counts and latency.
+    pub chat: ws_chat::ChatStats,
+    /// The zero of timestamps carried inside chat messages.
+    pub epoch: Instant,
+    /// Whether any request got an answer (any HTTP status, a WebSocket
+    /// handshake), and whether the target refused a connection: together
+    /// they tell a dead target from a live one. Flags, not counters: set
+    /// once, then only read, so the hot path writes no shared cache line.
+    pub answered: AtomicBool,
+    pub refused: AtomicBool,
+    /// Failed requests that carried no HTTP status, by kind (`connect`,
+    /// `reset`, `timeout`, `ws close 1011`, …). HTTP statuses come from
+    /// goose. Counted, never stored one by one: memory stays flat however
+    /// many fail. A `std` mutex: held for one map update, never across an
+    /// await.
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    /// Cancelled when the run must end now (a stop, the run time overrun,
+    /// a dead target): requests in flight are abandoned, so a target that
+    /// never answers cannot hold the run.
+    pub cancel: CancellationToken,
+    /// Each user's current back-off after failures without an answer (ms;
+    /// 0: none), by user index. Kept here, not in goose's session data,
+    /// which holds one value per user and belongs to the scenario.
+    pub(crate) backoff_ms: Vec<std::sync::atomic::AtomicU32>,
+}
+
+impl Shared {
+    pub fn new(config: &LoadConfig) -> Arc<Self> {
+        let balancer = if config.replicas.is_empty() {
+            Balancer::single(config.target.clone())
+        } else {
+            Balancer::new(
+                config.replicas.clone(),
+                config.policy,
+                config.reconnect_every,
+            )
+        };
+        Arc::new(Self {
+            balancer,
+            cart_items: config.cart_items,
+            room_size: config.room_size.max(1),
+            chat_interval: config.chat_interval,
+            sessions_lost: AtomicU64::new(0),
+            request_bytes: AtomicU64::new(0),
+            last_trouble_us: AtomicU64::new(0),
+            requests_sent: AtomicU64::new(0),
+            chat: ws_chat::ChatStats::default(),
+            epoch: Instant::now(),
+            answered: AtomicBool::new(false),
+            refused: AtomicBool::new(false),
+            errors: Mutex::new(BTreeMap::new()),
+            cancel: CancellationToken::new(),
+            backoff_ms: (0..config.users.max(1))
+                .map(|_| std::sync::atomic::AtomicU32::new(0))
+                .collect(),
+        })
+    }
+
+    /// Counts one failed request of `kind` that has no HTTP status.
+    pub(crate) fn count_error(&self, kind: &str) {
+        if let Ok(mut e) = self.errors.lock() {
+            match e.get_mut(kind) {
+                Some(n) => *n += 1,
+                None => {
+                    e.insert(kind.to_owned(), 1);
+                }
+            }
+        }
+    }
+
+    /// The full URL of `path` on the replica this user's request goes to.
+    pub(crate) fn url(
+        &self,
+        user: &mut GooseUser,
+        path: &str,
+    ) -> Result<(usize, String), Box<TransactionError>> {
+        let id = user.weighted_users_index as u64;
+        if user.get_session_data::<State>().is_none() {
+            user.set_session_data(State::default());
+        }
+        // In place: no copy of the token on every request.
+        let picked = user
+            .get_session_data_mut::<State>()
+            .and_then(|state| self.balancer.pick(id, &mut state.affinity));
+        let (slot, base) = picked.ok_or_else(|| broken("no replica is up"))?;
+        Ok((slot, format!("{base}{path}")))
+    }
+
+    /// Microseconds since the run's epoch.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    pub(crate) fn trouble(&self) {
+        self.last_trouble_us
+            .fetch_max(self.now_us(), Ordering::Relaxed);
+    }
+}

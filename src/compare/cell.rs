@@ -1,0 +1,352 @@
+//! What a comparison records: one [`Cell`] per measured configuration,
+//! named by typed values — the [`Matrix`], the [`Server`], the routing
+//! [`Policy`] and [`Balancer`], the failure [`Event`]. Display labels are
+//! made from them only when rendering (and as the stable names in
+//! `cells.json`), never used to look a cell up.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Matrix;
+use crate::keys::TokenAlg;
+use crate::loadtests::{LoadResult, Policy, ScenarioKind};
+use crate::server::Arch;
+
+/// A server as the comparison names it: an architecture, set up one way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum Server {
+    /// `/healthz` on a server of this architecture: the floor of a request.
+    Healthz(Arch),
+    /// The stateless server signing with this algorithm.
+    Stateless(TokenAlg),
+    /// The stateful server, sessions in process memory.
+    StatefulMemory,
+    /// The stateful server, sessions in a Redis shared by the replicas.
+    StatefulRedis,
+    /// The WebSocket server's echo.
+    WsEcho,
+    /// The WebSocket server's chat rooms.
+    WsChat,
+    /// A server this run did not start (`compare --target`).
+    External(Arch),
+}
+
+impl Server {
+    /// Every server the comparison can name (for reading `cells.json`).
+    pub fn all() -> impl Iterator<Item = Server> {
+        let fixed = [
+            Server::Healthz(Arch::Stateless),
+            Server::Healthz(Arch::Stateful),
+            Server::StatefulMemory,
+            Server::StatefulRedis,
+            Server::WsEcho,
+            Server::WsChat,
+        ];
+        fixed
+            .into_iter()
+            .chain(TokenAlg::ALL.into_iter().map(Server::Stateless))
+            .chain(Arch::ALL.into_iter().map(Server::External))
+    }
+
+    /// The name in the report, the charts and `cells.json`.
+    pub fn label(self) -> String {
+        match self {
+            Server::Healthz(arch) => format!("healthz ({} server)", arch.name()),
+            Server::Stateless(alg) => format!("stateless {}", alg.name()),
+            Server::StatefulMemory => "stateful memory".into(),
+            Server::StatefulRedis => "stateful Redis".into(),
+            Server::WsEcho => "ws echo".into(),
+            Server::WsChat => "ws chat".into(),
+            Server::External(arch) => format!("{} (external)", arch.name()),
+        }
+    }
+
+    /// The label as a path segment of cell ids (`stateless-hs256`).
+    pub fn slug(self) -> String {
+        self.label()
+            .chars()
+            .filter_map(|c| match c {
+                'a'..='z' | '0'..='9' => Some(c),
+                'A'..='Z' => Some(c.to_ascii_lowercase()),
+                ' ' | '-' => Some('-'),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The architecture behind it.
+    pub fn arch(self) -> Arch {
+        match self {
+            Server::Healthz(arch) | Server::External(arch) => arch,
+            Server::Stateless(_) => Arch::Stateless,
+            Server::StatefulMemory | Server::StatefulRedis => Arch::Stateful,
+            Server::WsEcho | Server::WsChat => Arch::Ws,
+        }
+    }
+
+    /// The load scenario that measures it.
+    pub fn scenario(self) -> ScenarioKind {
+        match self {
+            Server::Healthz(_) => ScenarioKind::Healthz,
+            Server::WsEcho => ScenarioKind::WsEcho,
+            Server::WsChat => ScenarioKind::WsChat,
+            s => match s.arch() {
+                Arch::Stateless => ScenarioKind::Stateless,
+                Arch::Stateful => ScenarioKind::Stateful,
+                Arch::Ws => ScenarioKind::WsEcho,
+            },
+        }
+    }
+}
+
+impl From<Server> for String {
+    fn from(s: Server) -> String {
+        s.label()
+    }
+}
+
+impl TryFrom<String> for Server {
+    type Error = String;
+
+    fn try_from(label: String) -> Result<Self, String> {
+        Server::all()
+            .find(|s| s.label() == label)
+            .ok_or_else(|| format!("{label:?} is not a server of the comparison"))
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// What happens to the replicas in a failure cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Event {
+    /// One replica is SIGKILLed.
+    Kill,
+    /// A replica joins.
+    Add,
+    /// Each replica in turn is drained, SIGTERMed and replaced.
+    RollingRestart,
+}
+
+impl Event {
+    pub const ALL: [Event; 3] = [Event::Kill, Event::Add, Event::RollingRestart];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Kill => "kill",
+            Event::Add => "add",
+            Event::RollingRestart => "rolling-restart",
+        }
+    }
+}
+
+/// What routes requests over several replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balancer {
+    /// The balancer inside the load generator (no extra hop).
+    Embedded,
+    /// HAProxy, as a child process.
+    Haproxy,
+}
+
+impl Balancer {
+    pub fn name(self) -> &'static str {
+        match self {
+            Balancer::Embedded => "embedded",
+            Balancer::Haproxy => "haproxy",
+        }
+    }
+}
+
+/// One measured cell of a matrix: the figures the report reads, next to
+/// the raw goose result saved beside it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Cell {
+    pub matrix: Matrix,
+    pub id: String,
+    pub server: Server,
+    pub scenario: String,
+    /// The request whose latency is reported (`GET profile`, `WS echo`, …).
+    pub request: String,
+    pub users: usize,
+    pub replicas: usize,
+    pub policy: Option<Policy>,
+    pub balancer: Option<Balancer>,
+    pub event: Option<Event>,
+    pub cart_items: Option<usize>,
+    pub connections: Option<usize>,
+    pub backplane: Option<bool>,
+    pub offered_rps: Option<f64>,
+    pub achieved_rps: f64,
+    pub wall_secs: f64,
+    pub p50_us: Option<u64>,
+    pub p90_us: Option<u64>,
+    pub p99_us: Option<u64>,
+    pub p999_us: Option<u64>,
+    pub max_us: Option<u64>,
+    /// Every request of the run (logins included).
+    pub requests: u64,
+    pub failures: u64,
+    /// Failed requests by kind: HTTP status, `connect`, `reset`, `timeout`, WebSocket close code (they add up to `failures`).
+    pub errors: BTreeMap<String, u64>,
+    pub server_cpu_us_per_request: Option<f64>,
+    pub server_cpu_cores: Option<f64>,
+    /// Redis's own CPU, for the cells that use it (not in the server figure).
+    pub store_cpu_cores: Option<f64>,
+    pub store_cpu_us_per_request: Option<f64>,
+    pub generator_cpu_cores: f64,
+    /// The load generator, not the servers, limited the rate.
+    pub generator_bound: bool,
+    pub rss_bytes: Vec<u64>,
+    /// Requests the servers' /metrics counted, and goose's count of answered ones.
+    pub server_counted: Option<u64>,
+    pub goose_counted: u64,
+    /// Goose and the servers agree within 1% (or nothing to check).
+    pub valid: bool,
+    pub miss_rate: f64,
+    pub sessions_lost: u64,
+    pub routed: Vec<u64>,
+    pub recovery_ms: Option<f64>,
+    pub remapped_fraction: Option<f64>,
+    pub bytes_per_request: Option<f64>,
+    pub delivery_ratio: Option<f64>,
+    pub rss_per_connection: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+impl Cell {
+    /// A cell of `matrix` for `server`, named `id`, on one replica, not yet
+    /// measured.
+    pub fn new(matrix: Matrix, server: Server, id: String) -> Self {
+        Self {
+            matrix,
+            id,
+            server,
+            scenario: String::new(),
+            request: String::new(),
+            users: 0,
+            replicas: 1,
+            policy: None,
+            balancer: None,
+            event: None,
+            cart_items: None,
+            connections: None,
+            backplane: None,
+            offered_rps: None,
+            achieved_rps: 0.0,
+            wall_secs: 0.0,
+            p50_us: None,
+            p90_us: None,
+            p99_us: None,
+            p999_us: None,
+            max_us: None,
+            requests: 0,
+            failures: 0,
+            errors: BTreeMap::new(),
+            server_cpu_us_per_request: None,
+            server_cpu_cores: None,
+            store_cpu_cores: None,
+            store_cpu_us_per_request: None,
+            generator_cpu_cores: 0.0,
+            generator_bound: false,
+            rss_bytes: Vec::new(),
+            server_counted: None,
+            goose_counted: 0,
+            valid: false,
+            miss_rate: 0.0,
+            sessions_lost: 0,
+            routed: Vec::new(),
+            recovery_ms: None,
+            remapped_fraction: None,
+            bytes_per_request: None,
+            delivery_ratio: None,
+            rss_per_connection: None,
+            notes: Vec::new(),
+        }
+    }
+
+    /// Latency, rates, errors and routing from a goose result. Errors are
+    /// the failed requests by kind; a cell whose kinds do not add up to its
+    /// failures is noted (and marked invalid by the caller).
+    pub fn fill_from(&mut self, result: &LoadResult, wall_s: f64) {
+        self.scenario.clone_from(&result.scenario);
+        self.request = main_request(&result.scenario).into();
+        if let Some(r) = result.get(&self.request) {
+            self.p50_us = r.quantile_us(0.5);
+            self.p90_us = r.quantile_us(0.9);
+            self.p99_us = r.quantile_us(0.99);
+            self.p999_us = r.quantile_us(0.999);
+            self.max_us = Some(r.max_us);
+            // The run's own clock: goose reports whole seconds only.
+            self.achieved_rps = r.count() as f64 / wall_s.max(1e-3);
+            self.miss_rate = result.miss_rate(&self.request);
+        }
+        self.requests = result.total_requests();
+        self.failures = result.total_failures();
+        self.errors.clone_from(&result.errors);
+        let classified = result.errors_total();
+        if classified != self.failures {
+            self.notes.push(format!(
+                "invalid: {} failures but {classified} errors by kind",
+                self.failures
+            ));
+        }
+        self.sessions_lost = result.sessions_lost;
+        self.routed.clone_from(&result.routed);
+        if result.requests_sent > 0 {
+            self.bytes_per_request =
+                Some(result.request_bytes as f64 / result.requests_sent as f64);
+        }
+        self.delivery_ratio = result.delivery_ratio();
+    }
+}
+
+/// The request whose latency stands for a scenario (by its saved name).
+pub fn main_request(scenario: &str) -> &'static str {
+    ScenarioKind::ALL
+        .into_iter()
+        .find(|s| s.name() == scenario)
+        .map_or("GET profile", ScenarioKind::main_request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_reads_back_from_its_label() {
+        for s in Server::all() {
+            assert_eq!(Server::try_from(s.label()), Ok(s));
+        }
+        assert_eq!(
+            Server::Healthz(Arch::Stateless).slug(),
+            "healthz-stateless-server"
+        );
+        assert_eq!(Server::Stateless(TokenAlg::HS256).slug(), "stateless-hs256");
+        assert!(Server::try_from("nginx".to_string()).is_err());
+    }
+
+    #[test]
+    fn cells_keep_their_json_names() {
+        let mut c = Cell::new(Matrix::Failures, Server::StatefulMemory, "x".into());
+        c.event = Some(Event::RollingRestart);
+        c.balancer = Some(Balancer::Embedded);
+        c.policy = Some(Policy::ConsistentHash);
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["matrix"], "failures");
+        assert_eq!(v["server"], "stateful memory");
+        assert_eq!(v["event"], "rolling-restart");
+        assert_eq!(v["balancer"], "embedded");
+        assert_eq!(v["policy"], "consistent-hash");
+        let back: Cell = serde_json::from_value(v).unwrap();
+        assert_eq!(back.server, Server::StatefulMemory);
+    }
+}

@@ -1,0 +1,79 @@
+//! Horizontal scaling and routing: 1, 2 and 4 replicas of each server that
+//! scales out, under every routing policy, through the embedded balancer
+//! and through HAProxy. The miss rate says whether a design needs
+//! stickiness.
+
+use super::super::Matrix;
+use super::super::cell::{Balancer, Cell, Server};
+use super::super::runner::{Knobs, Runner};
+use crate::loadtests::Policy;
+
+/// Users in the horizontal and failure matrices.
+pub const SCALE_USERS: usize = 32;
+const REPLICAS_FULL: [usize; 3] = [1, 2, 4];
+const REPLICAS_QUICK: [usize; 1] = [2];
+/// Per-connection routing: a user reconnects every this many requests.
+const RECONNECT_EVERY: u32 = 50;
+
+fn replica_counts(r: &Runner) -> &'static [usize] {
+    if r.quick() {
+        &REPLICAS_QUICK
+    } else {
+        &REPLICAS_FULL
+    }
+}
+
+pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
+    for server in super::scale_servers(r) {
+        for &n in replica_counts(r) {
+            for policy in Policy::ALL {
+                if r.use_embedded() {
+                    let knobs = Knobs {
+                        policy: Some(policy),
+                        reconnect_every: Some(RECONNECT_EVERY),
+                        ..Knobs::default()
+                    };
+                    r.run_cell(cell(server, Balancer::Embedded, policy, n), knobs)
+                        .await?;
+                }
+                if r.use_haproxy() && n > 1 {
+                    let knobs = Knobs {
+                        haproxy: Some(policy),
+                        ..Knobs::default()
+                    };
+                    r.run_cell(cell(server, Balancer::Haproxy, policy, n), knobs)
+                        .await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cell(server: Server, balancer: Balancer, policy: Policy, n: usize) -> Cell {
+    let id = format!(
+        "horizontal/{}/{}/{}/r{n}",
+        server.slug(),
+        balancer.name(),
+        policy.name()
+    );
+    Cell {
+        users: SCALE_USERS,
+        replicas: n,
+        policy: Some(policy),
+        balancer: Some(balancer),
+        ..Cell::new(Matrix::Horizontal, server, id)
+    }
+}
+
+pub fn planned_secs(r: &Runner) -> u64 {
+    let mut per_server = 0;
+    let policies = Policy::ALL.len() as u64;
+    if r.use_embedded() {
+        per_server += replica_counts(r).len() as u64 * policies;
+    }
+    if r.use_haproxy() {
+        per_server += replica_counts(r).iter().filter(|&&n| n > 1).count() as u64 * policies;
+    }
+    super::scale_servers(r).len() as u64 * per_server * r.cell_secs()
+}
