@@ -12,6 +12,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use statebench::session::memory::{MapAdapter, StoreVisitor, for_each_store};
 use statebench::session::{MapStore, SessionId, SessionStore, StoreConfig};
 use statebench::workload::{MIXES, Mix, Op, SIZES, THREADS, realistic_session};
 use support::Rng;
@@ -73,7 +74,7 @@ fn batched(iters: u64, mut op: impl FnMut(usize), mut undo: impl FnMut(usize)) -
     total
 }
 
-fn store_ops<M: statebench::session::memory::MapAdapter>(c: &mut Criterion, name: &str) {
+fn store_ops<M: MapAdapter>(c: &mut Criterion, name: &str) {
     for &n in &sizes() {
         let store = MapStore::<M>::new(config());
         let ids = prefill(&store, n);
@@ -193,11 +194,7 @@ fn floor(c: &mut Criterion) {
     }
 }
 
-fn mixed_store<M: statebench::session::memory::MapAdapter>(
-    c: &mut Criterion,
-    name: &str,
-    mix: Mix,
-) {
+fn mixed_store<M: MapAdapter>(c: &mut Criterion, name: &str, mix: Mix) {
     const N: usize = 100_000;
     let store = MapStore::<M>::new(config());
     let ids = prefill(&store, N);
@@ -338,24 +335,29 @@ fn redis(c: &mut Criterion) {
     });
 }
 
+/// Every registered store's operations.
+struct Ops<'a>(&'a mut Criterion);
+
+impl StoreVisitor for Ops<'_> {
+    fn visit<A: MapAdapter>(&mut self) {
+        store_ops::<A>(self.0, A::NAME);
+    }
+}
+
+/// Every registered store under one mix.
+struct Mixed<'a>(&'a mut Criterion, Mix);
+
+impl StoreVisitor for Mixed<'_> {
+    fn visit<A: MapAdapter>(&mut self) {
+        mixed_store::<A>(self.0, A::NAME, self.1);
+    }
+}
+
 fn all(c: &mut Criterion) {
-    use statebench::session::memory::{dashmap, moka, mutex, papaya, rwlock, scc};
     floor(c);
-    store_ops::<dashmap::DashMapAdapter>(c, "dashmap");
-    store_ops::<mutex::MutexAdapter>(c, "mutex-foldhash");
-    store_ops::<rwlock::RwLockFoldhash>(c, "rwlock-foldhash");
-    store_ops::<rwlock::RwLockSiphash>(c, "rwlock-siphash");
-    store_ops::<scc::SccAdapter>(c, "scc");
-    store_ops::<papaya::PapayaAdapter>(c, "papaya");
-    store_ops::<moka::MokaAdapter>(c, "moka");
+    for_each_store(&mut Ops(c));
     for mix in MIXES {
-        mixed_store::<dashmap::DashMapAdapter>(c, "dashmap", mix);
-        mixed_store::<mutex::MutexAdapter>(c, "mutex-foldhash", mix);
-        mixed_store::<rwlock::RwLockFoldhash>(c, "rwlock-foldhash", mix);
-        mixed_store::<rwlock::RwLockSiphash>(c, "rwlock-siphash", mix);
-        mixed_store::<scc::SccAdapter>(c, "scc", mix);
-        mixed_store::<papaya::PapayaAdapter>(c, "papaya", mix);
-        mixed_store::<moka::MokaAdapter>(c, "moka", mix);
+        for_each_store(&mut Mixed(c, mix));
     }
     redis(c);
 }

@@ -13,7 +13,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::process::Command;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use statebench::session::{SessionId, StoreConfig};
+use statebench::session::memory::{MapAdapter, StoreVisitor, for_each_store, store_names};
+use statebench::session::{MapStore, SessionId, StoreConfig};
 use statebench::workload::realistic_session;
 
 struct Counting;
@@ -43,32 +44,55 @@ unsafe impl GlobalAlloc for Counting {
 static ALLOC: Counting = Counting;
 
 fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
-    pages * 4096
+    statebench::host::proc::rss_bytes(std::process::id()).expect("/proc/self/status")
 }
 
-/// Child: fill one store and print `heap_bytes rss_bytes` per session.
+/// Child: fill the store named `store` with `n` sessions and print
+/// `heap_bytes rss_bytes` per session.
+struct Measure<'a> {
+    store: &'a str,
+    n: usize,
+    found: bool,
+}
+
+impl StoreVisitor for Measure<'_> {
+    fn visit<A: MapAdapter>(&mut self) {
+        if A::NAME == self.store {
+            self.found = true;
+            fill::<A>(self.n);
+        }
+    }
+}
+
 fn measure(store: &str, n: usize) {
+    let mut m = Measure {
+        store,
+        n,
+        found: false,
+    };
+    for_each_store(&mut m);
+    assert!(m.found, "unknown store {store}");
+}
+
+fn fill<A: MapAdapter>(n: usize) {
     let config = StoreConfig {
         idle_ttl_ms: 24 * 3600 * 1000,
         max_sessions: usize::MAX,
     };
-    with_store!(store, config, |s| {
-        let heap0 = LIVE.load(Ordering::Relaxed);
-        let rss0 = rss_bytes();
-        // Values are built inside the window: their heap moves into the
-        // store and is part of what a session costs. Ids need no heap.
-        for i in 0..n as u64 {
-            let session = realistic_session(i, 1_700_000_000_000);
-            assert!(s.insert_with_id(SessionId::random(), session, 1_700_000_000_000));
-        }
-        assert_eq!(s.len_now(), n);
-        let heap = LIVE.load(Ordering::Relaxed) - heap0;
-        let rss = rss_bytes() as i64 - rss0 as i64;
-        println!("{} {}", heap as f64 / n as f64, rss as f64 / n as f64);
-        std::hint::black_box(&s);
-    });
+    let s = MapStore::<A>::new(config);
+    let heap0 = LIVE.load(Ordering::Relaxed);
+    let rss0 = rss_bytes();
+    // Values are built inside the window: their heap moves into the
+    // store and is part of what a session costs. Ids need no heap.
+    for i in 0..n as u64 {
+        let session = realistic_session(i, 1_700_000_000_000);
+        assert!(s.insert_with_id(SessionId::random(), session, 1_700_000_000_000));
+    }
+    assert_eq!(s.len_now(), n);
+    let heap = LIVE.load(Ordering::Relaxed) - heap0;
+    let rss = rss_bytes() as i64 - rss0 as i64;
+    println!("{} {}", heap as f64 / n as f64, rss as f64 / n as f64);
+    std::hint::black_box(&s);
 }
 
 fn main() {
@@ -86,7 +110,7 @@ fn main() {
     let exe = std::env::current_exe().unwrap();
     let mut rows = Vec::new();
     println!("bytes per live session at {n} sessions (heap requested / RSS growth)");
-    for store in statebench::workload::STORES {
+    for store in store_names() {
         let out = Command::new(&exe)
             .args(["--one", store, &n.to_string()])
             .output()

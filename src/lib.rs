@@ -28,6 +28,7 @@
 //! loopback sockets; `benches/` hold the micro-benchmarks; `results/` what
 //! the benchmarks and load runs produced.
 
+pub mod benchrun;
 pub mod ci;
 pub mod cli;
 pub mod clock;

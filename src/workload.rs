@@ -1,20 +1,9 @@
-//! Inputs shared by the benchmarks: a realistic session value, the list of
-//! stores, and the named operation mixes (as in conc-map-bench). Pinned here
+//! Inputs shared by the benchmarks: a realistic session value, the sizes,
+//! and the named operation mixes (as in conc-map-bench). Pinned here
 //! so benchmark names never depend on the machine.
 
 use crate::model::{Cart, CartItem, User};
 use crate::session::Session;
-
-/// Every in-memory store, by report name (`MapAdapter::NAME`).
-pub const STORES: [&str; 7] = [
-    "dashmap",
-    "mutex-foldhash",
-    "rwlock-foldhash",
-    "rwlock-siphash",
-    "scc",
-    "papaya",
-    "moka",
-];
 
 /// Live-session counts the session benchmarks are run at.
 pub const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];

@@ -9,12 +9,7 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use statebench::clock::Millis;
 use statebench::model::{CartItem, InputError, User};
-use statebench::session::memory::dashmap::DashMapAdapter;
-use statebench::session::memory::moka::MokaAdapter;
-use statebench::session::memory::mutex::MutexAdapter;
-use statebench::session::memory::papaya::PapayaAdapter;
-use statebench::session::memory::rwlock::{RwLockFoldhash, RwLockSiphash};
-use statebench::session::memory::scc::SccAdapter;
+use statebench::session::memory::{MapAdapter, StoreVisitor, for_each_store, stores};
 use statebench::session::{MapStore, RedisStore, Session, SessionId, SessionStore, StoreConfig};
 
 const CONFIG: StoreConfig = StoreConfig {
@@ -191,43 +186,34 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+/// Runs the model against one store type, 256 random transition lists.
+struct AgainstModel {
+    tested: Vec<&'static str>,
+}
 
-    #[test]
-    fn dashmap_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<DashMapAdapter>::new(CONFIG), steps))?;
+impl StoreVisitor for AgainstModel {
+    fn visit<A: MapAdapter>(&mut self) {
+        let rt = runtime();
+        let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+        let outcome = runner.run(&steps(), |steps| {
+            rt.block_on(run(MapStore::<A>::new(CONFIG), steps))
+        });
+        if let Err(e) = outcome {
+            panic!("{} disagrees with the model: {e}", A::NAME);
+        }
+        self.tested.push(A::NAME);
     }
+}
 
-    #[test]
-    fn mutex_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<MutexAdapter>::new(CONFIG), steps))?;
-    }
-
-    #[test]
-    fn rwlock_foldhash_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<RwLockFoldhash>::new(CONFIG), steps))?;
-    }
-
-    #[test]
-    fn rwlock_siphash_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<RwLockSiphash>::new(CONFIG), steps))?;
-    }
-
-    #[test]
-    fn scc_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<SccAdapter>::new(CONFIG), steps))?;
-    }
-
-    #[test]
-    fn papaya_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<PapayaAdapter>::new(CONFIG), steps))?;
-    }
-
-    #[test]
-    fn moka_store_matches_model(steps in steps()) {
-        runtime().block_on(run(MapStore::<MokaAdapter>::new(CONFIG), steps))?;
-    }
+/// Every store in the registry matches the model: a store added to the
+/// registry is tested here with no other change.
+#[test]
+fn every_registered_store_matches_model() {
+    let mut v = AgainstModel { tested: Vec::new() };
+    for_each_store(&mut v);
+    let registered: Vec<&str> = stores().into_iter().map(|(name, _)| name).collect();
+    assert_eq!(v.tested, registered);
+    assert!(registered.len() >= 7, "{registered:?}");
 }
 
 #[test]

@@ -1,47 +1,9 @@
-//! Pieces shared by the benchmark files: the store list and the output folder.
+//! Pieces shared by the benchmark files: criterion settings, the output
+//! folder, a cheap generator. (The stores come from the registry,
+//! `statebench::session::memory::for_each_store`.)
 #![allow(dead_code)]
 
 use std::path::PathBuf;
-
-/// Runs `$body` with `$store` bound to a fresh `MapStore` of the named kind.
-#[macro_export]
-macro_rules! with_store {
-    ($name:expr, $config:expr, |$store:ident| $body:expr) => {{
-        use statebench::session::MapStore;
-        use statebench::session::memory::{dashmap, moka, mutex, papaya, rwlock, scc};
-        match $name {
-            "dashmap" => {
-                let $store = MapStore::<dashmap::DashMapAdapter>::new($config);
-                $body
-            }
-            "mutex-foldhash" => {
-                let $store = MapStore::<mutex::MutexAdapter>::new($config);
-                $body
-            }
-            "rwlock-foldhash" => {
-                let $store = MapStore::<rwlock::RwLockFoldhash>::new($config);
-                $body
-            }
-            "rwlock-siphash" => {
-                let $store = MapStore::<rwlock::RwLockSiphash>::new($config);
-                $body
-            }
-            "scc" => {
-                let $store = MapStore::<scc::SccAdapter>::new($config);
-                $body
-            }
-            "papaya" => {
-                let $store = MapStore::<papaya::PapayaAdapter>::new($config);
-                $body
-            }
-            "moka" => {
-                let $store = MapStore::<moka::MokaAdapter>::new($config);
-                $body
-            }
-            other => panic!("unknown store {other}"),
-        }
-    }};
-}
 
 /// Where benchmark files other than criterion's write their figures.
 pub fn out_dir() -> PathBuf {

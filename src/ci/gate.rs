@@ -2,13 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
 use super::{Options, Provenance};
-use crate::report::micro::{Instructions, instruction_counts};
+use crate::benchrun::read::{Instructions, instruction_counts};
 
 pub const FILE: &str = "instructions.json";
 
@@ -90,22 +88,16 @@ impl Row {
 
 /// Runs the instruction-count benchmarks; returns their counts.
 pub fn measure(opts: &Options) -> anyhow::Result<Vec<Instructions>> {
-    let target = target_dir(&opts.root);
-    let started = SystemTime::now();
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&opts.root)
-        .args(["bench", "--bench", "instructions"]);
-    if let Some(f) = &opts.cargo_features {
-        cmd.args(["--features", f]);
+    let target = crate::benchrun::target_dir(&opts.root);
+    let started = crate::benchrun::Bench {
+        benches: &["instructions"],
+        args: &["--save-summary=json"],
+        features: opts.cargo_features.as_deref(),
+        quick: false,
+        // Keep stdout for the summary: the benchmark's own report goes to stderr.
+        output: crate::benchrun::Output::Stderr,
     }
-    cmd.args(["--", "--save-summary=json"]);
-    // Keep stdout for the summary: the benchmark's own report goes to stderr.
-    cmd.stdout(std::io::stderr());
-    let status = crate::stop::run_to_end(&mut cmd, "cargo bench")?;
-    anyhow::ensure!(
-        status.success(),
-        "instruction-count benchmarks failed ({status})"
-    );
+    .run(&opts.root)?;
     let counts = instruction_counts(&target, Some(started))?;
     anyhow::ensure!(
         !counts.is_empty(),
@@ -113,11 +105,6 @@ pub fn measure(opts: &Options) -> anyhow::Result<Vec<Instructions>> {
         target.join("gungraun").display()
     );
     Ok(counts)
-}
-
-pub fn target_dir(root: &Path) -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), std::path::PathBuf::from)
 }
 
 /// Compares counts with the baseline. A benchmark missing from the run is

@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -136,28 +135,24 @@ fn push(t: &mut Trend, id: &str, v: f64, cal_v: f64, cal: &str) {
 
 /// One short criterion run of the pinned ids; medians in ns.
 fn criterion_repeat(opts: &Options) -> anyhow::Result<BTreeMap<String, f64>> {
-    let started = SystemTime::now();
-    let mut cmd = Command::new("cargo");
-    cmd.current_dir(&opts.root)
-        .args(["bench", "--bench", "token", "--bench", "request"]);
-    if let Some(f) = &opts.cargo_features {
-        cmd.args(["--features", f]);
+    let started = crate::benchrun::Bench {
+        benches: &["token", "request"],
+        args: &[
+            "--warm-up-time",
+            "0.5",
+            "--measurement-time",
+            "1.5",
+            "--noplot",
+            CRITERION_FILTER,
+        ],
+        features: opts.cargo_features.as_deref(),
+        quick: false,
+        output: crate::benchrun::Output::Null,
     }
-    cmd.args([
-        "--",
-        "--warm-up-time",
-        "0.5",
-        "--measurement-time",
-        "1.5",
-        "--noplot",
-        CRITERION_FILTER,
-    ]);
-    cmd.stdout(std::process::Stdio::null());
-    let status = crate::stop::run_to_end(&mut cmd, "cargo bench")?;
-    anyhow::ensure!(status.success(), "criterion benchmarks failed ({status})");
-    let target = super::gate::target_dir(&opts.root);
+    .run(&opts.root)?;
+    let target = crate::benchrun::target_dir(&opts.root);
     Ok(
-        crate::report::micro::criterion_figures(&target, Some(started))?
+        crate::benchrun::read::criterion_figures(&target, Some(started))?
             .into_iter()
             .map(|f| (f.id, f.median_ns))
             .collect(),

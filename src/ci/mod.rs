@@ -92,15 +92,12 @@ pub fn run(opts: &Options) -> Verdict {
 }
 
 fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
-    if let Some(missing) = ["valgrind", "gungraun-runner"]
-        .into_iter()
-        .find(|t| !crate::host::tools::installed(t))
-    {
+    if let Some(missing) = crate::benchrun::instruction_tools_missing() {
         return Ok(Verdict::CannotMeasure(format!(
             "{missing} is not installed (the instruction counts need valgrind and gungraun-runner 0.20)"
         )));
     }
-    if !opts.root.join("benches/instructions.rs").exists() {
+    if !crate::benchrun::is_checkout(&opts.root) {
         return Ok(Verdict::CannotMeasure(format!(
             "run `statebench ci` from the statebench checkout ({} has no benches/)",
             opts.root.display()

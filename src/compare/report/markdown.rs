@@ -306,7 +306,7 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
     let invalid: Vec<&Cell> = record.cells.iter().filter(|c| !c.valid).collect();
     let _ = writeln!(
         md,
-        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% marks the cell invalid. So does a cell whose errors by kind do not add up to its failed requests. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n",
+        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% (beyond one request per user, which the run's end may leave in flight: answered by the server, abandoned by goose) marks the cell invalid. So does a cell whose errors by kind do not add up to its failed requests. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n",
         invalid.len(),
         record.cells.len(),
         if invalid.is_empty() {

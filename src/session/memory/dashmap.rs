@@ -13,6 +13,7 @@ pub struct DashMapAdapter(DashMap<SessionId, Box<Entry>, foldhash::fast::RandomS
 
 impl MapAdapter for DashMapAdapter {
     const NAME: &'static str = "dashmap";
+    const ABOUT: &'static str = "DashMap 6 (sharded `RwLock`s), foldhash";
 
     fn new(_: &StoreConfig) -> Self {
         Self(DashMap::with_hasher(foldhash::fast::RandomState::default()))

@@ -1,17 +1,13 @@
 //! In-memory [`SessionStore`]s: one generic store, [`MapStore`], over one
-//! adapter per concurrent map. Adding a contender is one new file here that
-//! implements [`MapAdapter`]; the expiry, capacity and counting logic is
-//! written once, below, so every adapter has exactly the same semantics (and
-//! passes the same model-based test).
+//! adapter per concurrent map. The expiry, capacity and counting logic is
+//! written once, below, so every adapter has exactly the same semantics.
 //!
-//! | adapter | map |
-//! |---|---|
-//! | [`dashmap::DashMapAdapter`] | DashMap 6 (sharded `RwLock`s), foldhash |
-//! | [`mutex::MutexAdapter`] | `Mutex<HashMap>`, foldhash |
-//! | [`rwlock::RwLockAdapter`] | `RwLock<HashMap>`, foldhash or SipHash |
-//! | [`scc::SccAdapter`] | `scc::HashMap` 3 (bucket-level locks) |
-//! | [`papaya::PapayaAdapter`] | papaya 0.2 (lock-free reads, epoch reclamation) |
-//! | [`moka::MokaAdapter`] | moka 0.12 sync cache with time-to-idle |
+//! [`for_each_store`] is the registry: the one list of adapters that the
+//! benchmarks, the model-based test, the micro-benchmark report and the
+//! docs all derive from. Adding a contender is one file here implementing
+//! [`MapAdapter`] (its `NAME` and `ABOUT` included) and one line in
+//! [`for_each_store`]; it is then benchmarked, tested against the model and
+//! reported like the others.
 //!
 //! Each entry keeps its last-seen time in an `AtomicU64`, so a read refreshes
 //! it without a write lock. The live count is a separate atomic, incremented
@@ -112,10 +108,46 @@ pub(crate) mod locked {
     }
 }
 
+/// Something to do once per registered store type (see [`for_each_store`]).
+pub trait StoreVisitor {
+    fn visit<A: MapAdapter>(&mut self);
+}
+
+/// The registry of in-memory stores, in report order.
+pub fn for_each_store(v: &mut impl StoreVisitor) {
+    v.visit::<dashmap::DashMapAdapter>();
+    v.visit::<mutex::MutexAdapter>();
+    v.visit::<rwlock::RwLockFoldhash>();
+    v.visit::<rwlock::RwLockSiphash>();
+    v.visit::<scc::SccAdapter>();
+    v.visit::<papaya::PapayaAdapter>();
+    v.visit::<moka::MokaAdapter>();
+}
+
+/// Every registered store as `(NAME, ABOUT)`, in registry order.
+pub fn stores() -> Vec<(&'static str, &'static str)> {
+    struct Names(Vec<(&'static str, &'static str)>);
+    impl StoreVisitor for Names {
+        fn visit<A: MapAdapter>(&mut self) {
+            self.0.push((A::NAME, A::ABOUT));
+        }
+    }
+    let mut names = Names(Vec::new());
+    for_each_store(&mut names);
+    names.0
+}
+
+/// The report names of every registered store, in registry order.
+pub fn store_names() -> Vec<&'static str> {
+    stores().into_iter().map(|(name, _)| name).collect()
+}
+
 /// The operations [`MapStore`] needs from a concurrent map.
 pub trait MapAdapter: Send + Sync + 'static {
     /// A stable short name for reports (`dashmap`, `rwlock-siphash`, …).
     const NAME: &'static str;
+    /// The map behind it, in a few words (`DashMap 6 (sharded RwLocks), foldhash`).
+    const ABOUT: &'static str;
 
     fn new(config: &StoreConfig) -> Self;
     /// Reads an entry; `None` if absent.

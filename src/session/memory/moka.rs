@@ -25,6 +25,7 @@ pub struct MokaAdapter {
 
 impl MapAdapter for MokaAdapter {
     const NAME: &'static str = "moka";
+    const ABOUT: &'static str = "moka 0.12 sync cache with time-to-idle";
 
     fn new(config: &StoreConfig) -> Self {
         let evicted = Arc::new(AtomicUsize::new(0));

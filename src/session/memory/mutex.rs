@@ -22,6 +22,7 @@ impl MutexAdapter {
 
 impl MapAdapter for MutexAdapter {
     const NAME: &'static str = "mutex-foldhash";
+    const ABOUT: &'static str = "`Mutex<HashMap>`, foldhash";
 
     fn new(_: &StoreConfig) -> Self {
         Self(Mutex::new(HashMap::with_hasher(

@@ -11,6 +11,7 @@ pub struct PapayaAdapter(papaya::HashMap<SessionId, Entry, foldhash::fast::Rando
 
 impl MapAdapter for PapayaAdapter {
     const NAME: &'static str = "papaya";
+    const ABOUT: &'static str = "papaya 0.2 (lock-free reads, epoch reclamation)";
 
     fn new(_: &StoreConfig) -> Self {
         Self(papaya::HashMap::with_hasher(

@@ -13,14 +13,17 @@ use crate::session::{SessionId, StoreConfig};
 /// Names a hasher in reports.
 pub trait HasherName: BuildHasher + Default + Send + Sync + 'static {
     const STORE_NAME: &'static str;
+    const STORE_ABOUT: &'static str;
 }
 
 impl HasherName for foldhash::fast::RandomState {
     const STORE_NAME: &'static str = "rwlock-foldhash";
+    const STORE_ABOUT: &'static str = "`RwLock<HashMap>`, foldhash";
 }
 
 impl HasherName for std::hash::RandomState {
     const STORE_NAME: &'static str = "rwlock-siphash";
+    const STORE_ABOUT: &'static str = "`RwLock<HashMap>`, SipHash-1-3";
 }
 
 pub struct RwLockAdapter<S>(RwLock<HashMap<SessionId, Box<Entry>, S>>);
@@ -43,6 +46,7 @@ impl<S: HasherName> RwLockAdapter<S> {
 
 impl<S: HasherName> MapAdapter for RwLockAdapter<S> {
     const NAME: &'static str = S::STORE_NAME;
+    const ABOUT: &'static str = S::STORE_ABOUT;
 
     fn new(_: &StoreConfig) -> Self {
         Self(RwLock::new(HashMap::with_hasher(S::default())))

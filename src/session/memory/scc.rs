@@ -8,6 +8,7 @@ pub struct SccAdapter(scc::HashMap<SessionId, Box<Entry>, foldhash::fast::Random
 
 impl MapAdapter for SccAdapter {
     const NAME: &'static str = "scc";
+    const ABOUT: &'static str = "`scc::HashMap` 3 (bucket-level locks), foldhash";
 
     fn new(_: &StoreConfig) -> Self {
         Self(scc::HashMap::with_hasher(

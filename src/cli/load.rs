@@ -1,0 +1,156 @@
+//! `statebench load` (one goose run against a target or an in-process
+//! server) and `statebench merge` (saved results added together).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::server::Arch;
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The kind of simulated user.
+    #[arg(long, value_enum)]
+    pub scenario: crate::loadtests::ScenarioKind,
+    /// Base URL of a server on the statebench contract (any implementation).
+    /// Without it, a server is started in this process on a free loopback port.
+    #[arg(long, value_name = "URL")]
+    pub target: Option<String>,
+    /// Which server to start when no --target is given (default: the one the
+    /// scenario is written for: stateful for stateful, ws for ws-echo and
+    /// ws-chat, stateless otherwise).
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
+    /// Concurrent users (closed loop, no think time).
+    #[arg(long, default_value_t = 4)]
+    pub users: usize,
+    /// Users started per second; metrics are reset once all are running.
+    #[arg(long, default_value_t = 100.0)]
+    pub increase_rate: f64,
+    /// Seconds to measure (the run stops by itself).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub run_time: u64,
+    /// Cap on requests per second across all users (fixed-rate runs).
+    #[arg(long, value_name = "RPS")]
+    pub throttle: Option<usize>,
+    /// Coordinated-omission mitigation: average, minimum or maximum.
+    #[arg(long, value_name = "KIND")]
+    pub co_mitigation: Option<String>,
+    /// Items per cart in the cart scenario.
+    #[arg(long, default_value_t = 10)]
+    pub cart_items: usize,
+    /// Write the raw results (histograms included) to this JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Result files written by `statebench load --save`.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Write the merged result to this JSON file.
+    #[arg(long, value_name = "PATH")]
+    pub out: Option<PathBuf>,
+}
+
+/// `statebench load`: one goose run, against --target or an in-process server.
+pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
+    use crate::loadtests::LoadConfig;
+    anyhow::ensure!(args.users > 0, "--users must be at least 1");
+    anyhow::ensure!(args.run_time > 0, "--run-time must be at least 1 second");
+    let mut local = None;
+    let target = match &args.target {
+        Some(t) => {
+            anyhow::ensure!(
+                t.starts_with("http://") || t.starts_with("https://"),
+                "--target must be an http:// URL, not {t:?}"
+            );
+            t.trim_end_matches('/').to_owned()
+        }
+        None => {
+            let arch = args.arch.unwrap_or(args.scenario.spec().arch);
+            let server = arch.spawn_local().await?;
+            let url = server.url("");
+            crate::stop::eprintln(&format!("started an in-process {arch} server at {url}"));
+            local = Some(server);
+            url
+        }
+    };
+    if args.target.is_some() {
+        warn_about_missing_routes(&target, args.scenario).await;
+    }
+    let config = LoadConfig {
+        users: args.users,
+        increase_rate: args.increase_rate,
+        run_time: Duration::from_secs(args.run_time),
+        throttle: args.throttle,
+        co_mitigation: args.co_mitigation.clone(),
+        cart_items: args.cart_items,
+        ..LoadConfig::new(target, args.scenario)
+    };
+    crate::stop::eprintln(&format!(
+        "running {} with {} users for {} s…",
+        args.scenario.name(),
+        args.users,
+        args.run_time
+    ));
+    let result = crate::loadtests::run(&config).await?;
+    drop(local);
+    if let Some(r) = crate::stop::requested() {
+        crate::stop::eprintln(&format!("stopped by {r}: the figures cover the run so far"));
+    }
+    crate::stop::print(&result.table());
+    if let Some(path) = &args.save {
+        let mut result = result;
+        let root = std::env::current_dir()?;
+        result.provenance = vec![crate::report::env::Environment::capture(&root).one_line()];
+        std::fs::write(path, serde_json::to_vec_pretty(&result)?)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        crate::stop::eprintln(&format!("saved {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Before a run against someone else's server: names every route the
+/// scenario needs that the target does not implement, so a run of 404s
+/// says why. (A target that is not there at all is the run's own error.)
+async fn warn_about_missing_routes(target: &str, scenario: crate::loadtests::ScenarioKind) {
+    use crate::compare::external::{External, probe};
+    let Some((kind, needs)) = scenario.spec().needs else {
+        return;
+    };
+    let contract = probe(&External {
+        kind,
+        url: target.to_owned(),
+        pid: None,
+    })
+    .await;
+    for (route, got) in &contract.missing {
+        if needs.contains(route) && got != "connection refused" {
+            crate::stop::eprintln(&format!(
+                "warning: {target} does not implement {route} ({got}), which the {} scenario needs",
+                scenario.name()
+            ));
+        }
+    }
+}
+
+/// `statebench merge`: adds saved results together (histograms exactly).
+pub fn merge(args: MergeArgs) -> anyhow::Result<()> {
+    let mut merged = crate::loadtests::LoadResult::default();
+    for f in &args.files {
+        let bytes =
+            std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        let one: crate::loadtests::LoadResult = serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a statebench load result: {e}", f.display()))?;
+        merged.merge(&one);
+    }
+    crate::stop::print(&merged.table());
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_vec_pretty(&merged)?)?;
+        crate::stop::eprintln(&format!("saved {}", path.display()));
+    }
+    Ok(())
+}

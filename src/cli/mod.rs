@@ -1,0 +1,104 @@
+//! The `statebench` command line: [`Cli`] and its dispatch. Each command
+//! lives in a file of its own with its flags (documented for `--help`) next
+//! to its handler: [`serve`], [`load`] (and `merge`), [`compare`], [`ci`],
+//! [`micro`]. The binary only calls [`main`].
+
+mod ci;
+mod compare;
+mod load;
+mod micro;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use ci::CiArgs;
+pub use compare::CompareArgs;
+pub use load::{LoadArgs, MergeArgs};
+pub use micro::MicroArgs;
+pub use serve::{Revocation, ServeArgs};
+
+/// Stateless (JWT) vs stateful (sessions, WebSocket): reference servers and
+/// measurements.
+#[derive(Debug, Parser)]
+#[command(name = "statebench", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per process; boxing buys nothing
+pub enum Command {
+    /// Run the scaling comparison (replicas, routing, failures, WebSocket)
+    /// and write results/REPORT.md.
+    Compare(CompareArgs),
+    /// Serve one reference server until SIGINT/SIGTERM.
+    Serve(ServeArgs),
+    /// The CI regression gate: instruction counts against results/baseline/,
+    /// a noise-controlled latency trend, dashboard exports. Exit 0 = no
+    /// regression, 1 = regression, 2 = could not measure.
+    Ci(CiArgs),
+    /// Run the micro-benchmarks (`cargo bench`) and write results/micro/.
+    Micro(MicroArgs),
+    /// Run one load scenario (goose) against a server and print its results.
+    Load(LoadArgs),
+    /// Merge saved load results (from several load machines) exactly.
+    Merge(MergeArgs),
+}
+
+/// Runs the command line; errors are printed as one line.
+pub fn main(cli: Cli) -> ExitCode {
+    // The gate starts and stops servers in-process; their info lines are noise there.
+    let default_filter = match cli.command {
+        Command::Ci(_) => "warn,goose=error",
+        _ => "info,goose=error",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    crate::stop::install();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Compare(args) => runtime.block_on(compare::compare(args)),
+        Command::Serve(args) => runtime.block_on(serve::serve(args)),
+        Command::Ci(args) => {
+            drop(runtime);
+            return ci::ci(args);
+        }
+        Command::Micro(args) => micro::micro(args),
+        Command::Load(args) => runtime.block_on(load::load(args)),
+        Command::Merge(args) => load::merge(args),
+    };
+    // Nothing started may outlive the command, whatever ended it.
+    crate::stop::kill_children();
+    let stopped = crate::stop::requested();
+    match (result, stopped) {
+        (Ok(()), None) => ExitCode::SUCCESS,
+        (Ok(()), Some(r)) => ExitCode::from(r.exit_code()),
+        (Err(e), Some(r)) => {
+            crate::stop::eprintln(&format!("stopped by {r}: {e:#}"));
+            ExitCode::from(r.exit_code())
+        }
+        (Err(e), None) => {
+            crate::stop::eprintln(&format!("error: {e:#}"));
+            // A target that cannot be measured is a usage problem: 2.
+            if e.downcast_ref::<crate::loadtests::TargetError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}

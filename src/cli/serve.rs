@@ -1,0 +1,230 @@
+//! `statebench serve`: one reference server, built from flags with its
+//! architecture's builder, until a signal drains it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use tokio::net::TcpListener;
+
+use crate::keys::{KeyPair, TokenAlg};
+use crate::revocation::Denylist;
+use crate::server::ws::{self, WsConfig};
+use crate::server::{Arch, Base, Lifecycle, ServeOptions, stateful, stateless};
+use crate::session::{MemoryStore, RedisStore, StoreConfig};
+use crate::token::TokenService;
+
+/// What the stateless server does on logout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Revocation {
+    /// Nothing: a token stays valid until it expires.
+    None,
+    /// Remember revoked token ids until they expire (makes the server stateful).
+    Denylist,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Architecture to serve.
+    #[arg(long, value_enum)]
+    pub arch: Arch,
+    /// Address to listen on (port 0 picks a free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// [stateless] Signing algorithm.
+    #[arg(long, value_enum, default_value = "HS256")]
+    pub alg: TokenAlg,
+    /// [stateless] File holding the HMAC secret (at least 32 bytes). Without it,
+    /// STATEBENCH_JWT_SECRET is used; without both, a random secret is generated.
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// [stateless] PEM private key (PKCS#8) for RS256/ES256/EdDSA; generated if absent.
+    #[arg(long, value_name = "PATH", requires = "public_key_file")]
+    pub private_key_file: Option<PathBuf>,
+    /// [stateless] PEM public key (SPKI) matching --private-key-file.
+    #[arg(long, value_name = "PATH", requires = "private_key_file")]
+    pub public_key_file: Option<PathBuf>,
+    /// [stateless] Token lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = crate::token::DEFAULT_TTL_SECS)]
+    pub token_ttl: u64,
+    /// [stateless] Clock-skew leeway in seconds for exp/nbf checks.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub leeway: u64,
+    /// [stateless] Logout behaviour.
+    #[arg(long, value_enum, default_value = "none")]
+    pub revocation: Revocation,
+    /// [stateless] Most revoked token ids remembered (logout answers 503 beyond).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_revoked: usize,
+
+    /// [stateful] Session store: `memory`, or a Redis URL (redis://127.0.0.1:6379)
+    /// shared by replicas.
+    #[arg(long, default_value = "memory")]
+    pub store: String,
+    /// [stateful] Idle session lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub session_ttl: u64,
+    /// [stateful] Most live sessions; login answers 503 with Retry-After beyond.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_sessions: usize,
+    /// [stateful, stateless] Seconds between sweeps of expired sessions or revocations.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub sweep_interval: u64,
+    /// [stateful] Mark the session cookie `Secure` (when served behind TLS).
+    #[arg(long)]
+    pub cookie_secure: bool,
+    /// [stateful, ws] Key prefix in Redis (isolates runs sharing a server).
+    #[arg(long, default_value = "statebench")]
+    pub redis_prefix: String,
+
+    /// [ws] Redis URL carrying chat rooms across replicas (pub/sub); without it
+    /// rooms are per process.
+    #[arg(long, value_name = "URL")]
+    pub backplane: Option<String>,
+    /// [ws] Largest message in bytes; larger ones close the connection with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message: usize,
+    /// [ws] Close a connection that sends nothing for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub ws_idle_timeout: u64,
+    /// [ws] Seconds between server pings.
+    #[arg(long, value_name = "SECS", default_value_t = 20)]
+    pub ws_ping_interval: u64,
+    /// [ws] Most open connections; further upgrades get 503.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub ws_max_connections: usize,
+
+    /// [ws] Per-connection read buffer in bytes (tungstenite's default is 131072;
+    /// small buffers keep idle connections cheap).
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub ws_read_buffer: usize,
+
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub header_read_timeout: u64,
+    /// Seconds a request may take before it is answered 408.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub request_timeout: u64,
+    /// Seconds the graceful drain may take on SIGINT/SIGTERM.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub shutdown_timeout: u64,
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// `statebench serve`: builds the chosen server from flags and runs it.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let options = ServeOptions {
+        header_read_timeout: secs(args.header_read_timeout.max(1)),
+        request_timeout: secs(args.request_timeout.max(1)),
+        drain_timeout: secs(args.shutdown_timeout),
+    };
+    let lifecycle = Lifecycle::default();
+    let base = Base {
+        request_timeout: options.request_timeout,
+        sweep_interval: Some(secs(args.sweep_interval.max(1))),
+        ..Base::default()
+    };
+
+    let app = match args.arch {
+        Arch::Stateless => {
+            let env_secret = std::env::var("STATEBENCH_JWT_SECRET").ok();
+            let keys = KeyPair::load(
+                args.alg,
+                args.secret_file.as_deref(),
+                env_secret.as_deref(),
+                args.private_key_file.as_deref(),
+                args.public_key_file.as_deref(),
+            )?;
+            if keys.generated {
+                tracing::warn!(
+                    alg = args.alg.name(),
+                    "no key given: generated a random one; tokens will not survive a restart \
+                     nor be accepted by other replicas unless the key is shared"
+                );
+            }
+            let config = stateless::Config {
+                tokens: Arc::new(TokenService::new(keys, args.token_ttl, args.leeway)),
+                denylist: (args.revocation == Revocation::Denylist)
+                    .then(|| Arc::new(Denylist::new(args.max_revoked))),
+            };
+            stateless::build(config, &base, &lifecycle)
+        }
+        Arch::Stateful => {
+            let config = StoreConfig {
+                idle_ttl_ms: args.session_ttl.saturating_mul(1000),
+                max_sessions: args.max_sessions,
+            };
+            let cookie_secure = args.cookie_secure;
+            if args.store == "memory" {
+                let store = Arc::new(MemoryStore::new(config));
+                stateful::build(
+                    stateful::Config {
+                        store,
+                        cookie_secure,
+                    },
+                    &base,
+                    &lifecycle,
+                )
+            } else if args.store.starts_with("redis://") || args.store.starts_with("rediss://") {
+                let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
+                if let Err(e) = store.ping().await {
+                    tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
+                }
+                let store = Arc::new(store);
+                stateful::build(
+                    stateful::Config {
+                        store,
+                        cookie_secure,
+                    },
+                    &base,
+                    &lifecycle,
+                )
+            } else {
+                anyhow::bail!(
+                    "--store must be `memory` or a redis:// URL, not {:?}",
+                    args.store
+                );
+            }
+        }
+        Arch::Ws => {
+            let limits = WsConfig {
+                max_message: args.ws_max_message,
+                idle_timeout: secs(args.ws_idle_timeout.max(1)),
+                ping_interval: secs(args.ws_ping_interval.max(1)),
+                max_connections: args.ws_max_connections,
+                read_buffer: args.ws_read_buffer.max(256),
+                ..WsConfig::default()
+            };
+            let backplane = args
+                .backplane
+                .clone()
+                .map(|url| (url, args.redis_prefix.clone()));
+            ws::build(ws::Config { limits, backplane }, &base, &lifecycle)?.0
+        }
+    };
+
+    let listener = TcpListener::bind(args.addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.addr))?;
+    let local = listener.local_addr()?;
+    // One line on stdout that harnesses read to learn the port.
+    crate::stop::println(&format!(
+        "statebench {} listening on http://{local}",
+        args.arch
+    ));
+    crate::server::run(
+        listener,
+        app,
+        lifecycle,
+        options,
+        crate::server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! The headline findings of a micro-benchmark run: each a ratio of two
+//! figures measured in the same run, never a figure against a fixed number.
+
+use super::{MicroData, fmt_ns, sizes};
+use crate::session::memory::store_names;
+
+/// Headline findings computed from the figures (never typed in by hand).
+pub fn findings(data: &MicroData) -> Vec<String> {
+    let mut out = Vec::new();
+    let ns = |id: &str| data.ns(id);
+    if let (Some(v), Some(f)) = (
+        ns("token/verify/HS256/cart-0"),
+        ns("token/verify/hmac-floor/cart-0"),
+    ) {
+        out.push(format!(
+            "An HS256 verify through jsonwebtoken costs {} for the default user's token: {:.1}× the floor of a minimal verify on the same aws-lc-rs HMAC ({}).",
+            fmt_ns(v),
+            v / f,
+            fmt_ns(f)
+        ));
+    }
+    let big = sizes().last().cloned().unwrap_or_else(|| "1000000".into());
+    if let (Some(v), Some(g)) = (
+        ns("token/verify/HS256/cart-0"),
+        ns(&format!("session_map/get_hit/dashmap/{big}")),
+    ) {
+        out.push(format!(
+            "One HS256 verify costs as much as {:.0} session lookups in the default store at {} sessions ({} each).",
+            v / g,
+            big,
+            fmt_ns(g)
+        ));
+    }
+    let asym: Vec<String> = ["RS256", "ES256", "EdDSA"]
+        .iter()
+        .filter_map(|a| {
+            ns(&format!("token/verify/{a}/cart-0")).map(|v| format!("{a} {}", fmt_ns(v)))
+        })
+        .collect();
+    if !asym.is_empty() {
+        out.push(format!(
+            "Asymmetric verify (default user): {}.",
+            asym.join(", ")
+        ));
+    }
+    if let (Some(b0), Some(b100), Some(v0), Some(v100)) = (
+        data.token_bytes("HS256", "cart-0"),
+        data.token_bytes("HS256", "cart-100"),
+        ns("token/verify/HS256/cart-0"),
+        ns("token/verify/HS256/cart-100"),
+    ) {
+        out.push(format!(
+            "State in the token is paid on every request: a 100-item cart grows the HS256 token from {b0} to {b100} bytes and its verify from {} to {}.",
+            fmt_ns(v0),
+            fmt_ns(v100)
+        ));
+    }
+    if let Some(t) = ns("token/verify/HS256/tampered") {
+        out.push(format!(
+            "Refusing a forged HS256 token costs the server {}.",
+            fmt_ns(t)
+        ));
+    }
+    if let (Some(g), Some(floor)) = (
+        ns(&format!("session_map/get_hit/dashmap/{big}")),
+        ns(&format!("session_map/get_hit/hashmap-floor/{big}")),
+    ) {
+        let verdict = if g <= 100.0 { "meets" } else { "misses" };
+        out.push(format!(
+            "Default store (dashmap) get-hit at {big} sessions, 1 thread: {} ({verdict} the 100 ns target); an unlocked single-threaded HashMap does {}.",
+            fmt_ns(g),
+            fmt_ns(floor)
+        ));
+    }
+    let fastest = store_names()
+        .iter()
+        .filter_map(|s| ns(&format!("session_map/get_hit/{s}/{big}")).map(|v| (*s, v)))
+        .min_by(|a, b| a.1.total_cmp(&b.1));
+    if let Some((s, v)) = fastest {
+        out.push(format!(
+            "Fastest store for get-hit at {big} sessions: {s} ({}).",
+            fmt_ns(v)
+        ));
+    }
+    if let Some(m) = data.memory.iter().find(|m| m["store"] == "dashmap") {
+        let rss = m["rss_bytes_per_session"].as_f64().unwrap_or(f64::NAN);
+        let heap = m["heap_bytes_per_session"].as_f64().unwrap_or(f64::NAN);
+        let verdict = if rss <= 260.0 { "meets" } else { "misses" };
+        out.push(format!(
+            "Memory per live session in the default store at {} sessions: {heap:.1} B of heap, {rss:.1} B of RSS ({verdict} the 260 B target on RSS).",
+            m["sessions"]
+        ));
+    }
+    if let (Some(h), Some(sl), Some(sf)) = (
+        ns("request/healthz"),
+        ns("request/profile/stateless"),
+        ns("request/profile/stateful-memory"),
+    ) {
+        out.push(format!(
+            "Per request through the Router: /healthz {}, stateless /profile {} ({:.2}×), stateful /profile {} ({:.2}×).",
+            fmt_ns(h),
+            fmt_ns(sl),
+            sl / h,
+            fmt_ns(sf),
+            sf / h
+        ));
+    }
+    out
+}
