@@ -160,3 +160,39 @@ fn each_server_state_is_built_in_one_place() {
         assert!(found.is_empty(), "{needle:?} outside {home}: {found:?}");
     }
 }
+
+#[test]
+fn no_source_file_is_over_500_lines() {
+    let long: Vec<String> = ["src", "loadtests"]
+        .iter()
+        .flat_map(|d| rust_files(&Path::new(ROOT).join(d)))
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(&f).unwrap().lines().count();
+            (n > 500).then(|| format!("{} ({n} lines)", f.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these by concern: {long:?}");
+}
+
+/// Report code finds cells by typed values; a server's display label may
+/// appear only where labels are made.
+#[test]
+fn report_code_does_not_look_cells_up_by_label() {
+    let dir = Path::new(ROOT).join("src/compare");
+    for f in rust_files(&dir) {
+        if f.ends_with("cell.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&f).unwrap();
+        for label in [
+            "\"stateless HS256\"",
+            "\"stateful memory\"",
+            "\"stateful Redis\"",
+            "\"ws echo\"",
+            "\"ws chat\"",
+            "\"healthz (",
+        ] {
+            assert!(!text.contains(label), "{} names {label}", f.display());
+        }
+    }
+}

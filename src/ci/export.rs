@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde_json::{Map, Value, json};
 
-use super::Provenance;
 use super::gate::Row;
 use super::latency::{self, Trend};
+use crate::report::env::Environment;
 
 /// Bencher Metric Format: `{"<name>": {"<measure>": {"value", "lower_value", "upper_value"}}}`.
 /// Instructions are their own measure; latency is in nanoseconds, the
@@ -134,7 +134,7 @@ pub fn write_all(
     latency_rows: &[latency::Row],
     regressions: &[String],
     latency_regressions: &[String],
-    provenance: &Provenance,
+    provenance: &Environment,
 ) -> anyhow::Result<()> {
     std::fs::write(
         dir.join("bmf.json"),
@@ -148,7 +148,10 @@ pub fn write_all(
     let _ = writeln!(
         md,
         "\n<sub>commit {} · {} · {} · {}</sub>",
-        provenance.commit, provenance.rustc, provenance.machine, provenance.generated_at
+        provenance.commit,
+        provenance.rustc,
+        provenance.machine(),
+        provenance.generated_at
     );
     std::fs::write(dir.join("summary.md"), md)?;
     if let Some(t) = trend {

@@ -5,15 +5,16 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Options, Provenance};
+use super::Options;
 use crate::benchrun::read::{Instructions, instruction_counts};
+use crate::report::env::Environment;
 
 pub const FILE: &str = "instructions.json";
 
 /// `results/baseline/instructions.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
-    pub provenance: Provenance,
+    pub provenance: Environment,
     /// Growth that fails the gate, in percent.
     pub default_threshold_pct: f64,
     /// Per-benchmark thresholds, in percent (kept across updates).
@@ -26,7 +27,7 @@ pub struct Baseline {
 impl Default for Baseline {
     fn default() -> Self {
         Self {
-            provenance: Provenance::default(),
+            provenance: Environment::default(),
             default_threshold_pct: 2.0,
             thresholds_pct: BTreeMap::new(),
             instructions: BTreeMap::new(),
@@ -36,22 +37,11 @@ impl Default for Baseline {
 
 impl Baseline {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                anyhow::anyhow!("{} is not a statebench baseline: {e}", path.display())
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        }
+        super::load_json(&dir.join(FILE))
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        std::fs::write(dir.join(FILE), text)?;
-        Ok(())
+        super::save_json(&dir.join(FILE), self)
     }
 
     pub fn threshold(&self, id: &str) -> f64 {

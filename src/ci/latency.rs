@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Options, Provenance};
+use super::Options;
 use crate::loadtests::{LoadConfig, ScenarioKind};
+use crate::report::env::Environment;
 use crate::stats::{max, median, min};
 
 pub const FILE: &str = "latency.json";
@@ -56,7 +57,7 @@ pub struct Trend {
 /// `results/baseline/latency.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Baseline {
-    pub provenance: Provenance,
+    pub provenance: Environment,
     /// Normalised ratios per id, one per repeat.
     pub ratios: BTreeMap<String, Vec<f64>>,
     pub calibration: BTreeMap<String, String>,
@@ -64,17 +65,10 @@ pub struct Baseline {
 
 impl Baseline {
     pub fn load(dir: &Path) -> anyhow::Result<Self> {
-        let path = dir.join(FILE);
-        match std::fs::read(&path) {
-            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
-                anyhow::anyhow!("{} is not a statebench baseline: {e}", path.display())
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
-        }
+        super::load_json(&dir.join(FILE))
     }
 
-    pub fn from_trend(t: &Trend, provenance: Provenance) -> Self {
+    pub fn from_trend(t: &Trend, provenance: Environment) -> Self {
         Self {
             provenance,
             ratios: t.ratios.clone(),
@@ -83,11 +77,7 @@ impl Baseline {
     }
 
     pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        std::fs::write(dir.join(FILE), text)?;
-        Ok(())
+        super::save_json(&dir.join(FILE), self)
     }
 }
 

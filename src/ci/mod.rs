@@ -18,29 +18,29 @@ pub mod export;
 pub mod gate;
 pub mod latency;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use crate::report::env::Environment;
 
-/// Where a baseline came from.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Provenance {
-    pub commit: String,
-    pub rustc: String,
-    pub machine: String,
-    pub generated_at: String,
+/// Reads a baseline file; a missing one is an empty baseline.
+fn load_json<T: serde::de::DeserializeOwned + Default>(path: &Path) -> anyhow::Result<T> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| anyhow::anyhow!("{} is not a statebench baseline: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
 }
 
-impl Provenance {
-    pub fn capture(root: &std::path::Path) -> Self {
-        let env = crate::report::env::Environment::capture(root);
-        Self {
-            commit: env.commit,
-            rustc: env.rustc,
-            machine: format!("{} ({} cores), {}", env.cpu_model, env.cores, env.os),
-            generated_at: env.generated_at,
-        }
+/// Writes a baseline file as pretty JSON with a final newline.
+fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
     }
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +104,7 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
         )));
     }
     std::fs::create_dir_all(&opts.out_dir)?;
-    let provenance = Provenance::capture(&opts.root);
+    let provenance = Environment::capture(&opts.root);
 
     crate::stop::eprintln("instruction counts: cargo bench --bench instructions …");
     let counts = gate::measure(opts)?;

@@ -161,8 +161,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_sessions: args.max_sessions,
             };
             let cookie_secure = args.cookie_secure;
-            if args.store == "memory" {
-                let store = Arc::new(MemoryStore::new(config));
+            let build = |store| {
                 stateful::build(
                     stateful::Config {
                         store,
@@ -171,15 +170,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     &base,
                     &lifecycle,
                 )
+            };
+            if args.store == "memory" {
+                build(Arc::new(MemoryStore::new(config)))
             } else if args.store.starts_with("redis://") || args.store.starts_with("rediss://") {
                 let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
                 if let Err(e) = store.ping().await {
                     tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
                 }
-                let store = Arc::new(store);
                 stateful::build(
                     stateful::Config {
-                        store,
+                        store: Arc::new(store),
                         cookie_secure,
                     },
                     &base,

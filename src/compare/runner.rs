@@ -106,6 +106,12 @@ impl Runner {
         self.opts.quick
     }
 
+    /// The quick list with `--quick`, else the full one (pinned lists, so
+    /// cell names never depend on the machine).
+    pub fn sizes<T>(&self, quick: &'static [T], full: &'static [T]) -> &'static [T] {
+        if self.quick() { quick } else { full }
+    }
+
     /// Whether this run routes through HAProxy, and through the embedded balancer.
     pub fn use_haproxy(&self) -> bool {
         self.haproxy && self.opts.balancer != BalancerChoice::Embedded

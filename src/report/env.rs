@@ -1,5 +1,6 @@
 //! Where a result came from: commit, toolchain, crate versions, machine.
-//! Every committed result file carries this.
+//! Every committed result file carries this one provenance record: the
+//! reports, the raw load results and the regression gate's baselines.
 
 use std::path::Path;
 use std::process::Command;
@@ -22,7 +23,8 @@ const CRATES: [&str; 12] = [
     "criterion",
 ];
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Environment {
     pub commit: String,
     pub rustc: String,
@@ -95,6 +97,11 @@ impl Environment {
             .map(|(n, v)| format!("{n} {v}"))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The machine in a few words: CPU model, cores, OS.
+    pub fn machine(&self) -> String {
+        format!("{} ({} cores), {}", self.cpu_model, self.cores, self.os)
     }
 
     /// One line, for CSV comments and chart captions.

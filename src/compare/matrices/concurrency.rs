@@ -24,7 +24,7 @@ pub const EQUAL_RATE: usize = 8_000;
 pub const EQUAL_RATE_USERS: usize = 16;
 
 fn users(r: &Runner) -> &'static [usize] {
-    if r.quick() { &USERS_QUICK } else { &USERS_FULL }
+    r.sizes(&USERS_QUICK, &USERS_FULL)
 }
 
 fn repeats(r: &Runner) -> usize {

@@ -16,11 +16,7 @@ const REPLICAS_QUICK: [usize; 1] = [2];
 const RECONNECT_EVERY: u32 = 50;
 
 fn replica_counts(r: &Runner) -> &'static [usize] {
-    if r.quick() {
-        &REPLICAS_QUICK
-    } else {
-        &REPLICAS_FULL
-    }
+    r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL)
 }
 
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {

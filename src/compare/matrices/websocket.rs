@@ -20,11 +20,7 @@ const ROOM_SIZE: usize = 4;
 const IDLE_SECS: u64 = 3;
 
 fn connections(r: &Runner) -> &'static [usize] {
-    if r.quick() {
-        &CONNECTIONS_QUICK
-    } else {
-        &CONNECTIONS_FULL
-    }
+    r.sizes(&CONNECTIONS_QUICK, &CONNECTIONS_FULL)
 }
 
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {

@@ -34,11 +34,6 @@ fn f1(v: Option<f64>) -> String {
 pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]) -> String {
     let cells = Cells(&record.cells);
     let mut md = String::new();
-    let chart = |md: &mut String, name: &str, alt: &str| {
-        if charts.iter().any(|c| c == name) {
-            let _ = writeln!(md, "\n![{alt}]({}/charts/{name})\n", rel.display());
-        }
-    };
     let _ = writeln!(
         md,
         "# statebench: stateless vs stateful, measured\n\n\
@@ -108,198 +103,28 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
         md.push('\n');
     }
 
-    // 1. Concurrency
-    let _ = writeln!(
-        md,
-        "## 1. Concurrency\n\nClosed loop (no think time), one replica; fixed-rate rows are at a fraction of the peak measured just before.\n"
-    );
-    chart(&mut md, "latency_vs_users.svg", "p99 latency vs users");
-    chart(&mut md, "cpu_per_request.svg", "server CPU per request");
-    legend(
-        &mut md,
-        "*server*: which server and route; *offered*: the fixed rate asked for (or closed loop); *achieved*: answered requests per second of the run's own clock; *p50…max*: latency of the main request, µs; *server CPU µs/req*: user+system CPU of the server process ÷ answered requests; *+ Redis*: Redis's own CPU on top; *cores*: CPU seconds ÷ wall seconds; *errors*: failed requests by kind (HTTP status, `connect`, `reset`, `timeout`, `ws close <code>`), 0 when none failed.",
-    );
-    let _ = writeln!(
-        md,
-        "| server | users | offered req/s | achieved req/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs | server CPU µs/req | + Redis µs/req | server cores | generator cores | errors | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
-    for c in cells.of(Matrix::Concurrency) {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |",
-            c.server,
-            c.users,
-            c.offered_rps
-                .map_or("closed loop".into(), |r| format!("{r:.0}")),
-            c.achieved_rps,
-            us(c.p50_us),
-            us(c.p90_us),
-            us(c.p99_us),
-            us(c.p999_us),
-            us(c.max_us),
-            f1(c.server_cpu_us_per_request),
-            f1(c.store_cpu_us_per_request),
-            c.server_cpu_cores.map_or("–".into(), |v| format!("{v:.2}")),
-            c.generator_cpu_cores,
-            errors(c),
-            notes(c)
-        );
-    }
-
-    if cells.of(Matrix::Horizontal).next().is_some() {
-        // 2. Horizontal
-        let _ = writeln!(
-            md,
-            "\n## 2. Horizontal scaling and routing\n\n{} users log in once and loop `/profile`. A miss is a 403 after a successful login (the session is not on the replica the request reached); the user then logs in again.\n",
-            SCALE_USERS
-        );
-        chart(
-            &mut md,
-            "miss_rate.svg",
-            "session-miss rate by routing policy",
-        );
-        legend(
-            &mut md,
-            "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
-        );
-        let _ = writeln!(
-            md,
-            "| server | balancer | policy | replicas | success | miss rate | requests per replica | req/s | p50 µs | p99 µs | server CPU µs/req | notes |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
-        );
-        for c in cells.of(Matrix::Horizontal) {
-            let ok = 1.0 - c.failures as f64 / c.requests.max(1) as f64;
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
-                c.server,
-                c.balancer.map_or("", Balancer::name),
-                c.policy.map_or("", Policy::name),
-                c.replicas,
-                pct(ok),
-                pct(c.miss_rate),
-                c.routed
-                    .iter()
-                    .map(u64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-                c.achieved_rps,
-                us(c.p50_us),
-                us(c.p99_us),
-                f1(c.server_cpu_us_per_request),
-                notes(c)
-            );
+    let chart = |name: &str| charts.iter().any(|c| c == name);
+    for section in sections() {
+        let rows: Vec<&Cell> = cells.of(section.matrix).collect();
+        // The concurrency section always stands (its table may be empty).
+        if rows.is_empty() && section.matrix != Matrix::Concurrency {
+            continue;
         }
-    }
-
-    if cells.of(Matrix::Failures).next().is_some() {
-        // 3. Failures
-        let _ = writeln!(
-            md,
-            "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), or each is drained, SIGTERMed and restarted in turn (`rolling-restart`). A refused connection takes a replica out of the embedded balancer's rotation. *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n"
-        );
-        chart(
-            &mut md,
-            "sessions_lost.svg",
-            "sessions lost per failure type",
-        );
-        legend(
-            &mut md,
-            "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
-        );
-        let _ = writeln!(
-            md,
-            "| server | policy | event | requests | failed | errors | sessions lost | recovery ms | remapped by the hash ring | p99 µs |\n|---|---|---|---|---|---|---|---|---|---|"
-        );
-        for c in cells.of(Matrix::Failures) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                c.server,
-                c.policy.map_or("", Policy::name),
-                c.event.map_or("", Event::name),
-                c.requests,
-                c.failures,
-                errors(c),
-                c.sessions_lost,
-                f1(c.recovery_ms),
-                c.remapped_fraction.map_or("–".into(), pct),
-                us(c.p99_us)
-            );
+        let _ = writeln!(md, "{}", (section.intro)());
+        for (name, alt) in section.charts {
+            if chart(name) {
+                let _ = writeln!(md, "\n![{alt}]({}/charts/{name})\n", rel.display());
+            }
         }
-    }
-
-    if cells.of(Matrix::StateSize).next().is_some() {
-        // 4. State size
+        legend(&mut md, section.legend);
         let _ = writeln!(
             md,
-            "\n## 4. State size\n\nThe cart scenario: add items one by one up to N, reading `/cart` after each. Bytes are what the client sends as credential and body (the `Authorization` token, or the `sid` cookie, plus the JSON body).\n"
+            "| {} |\n|{}",
+            section.columns.join(" | "),
+            "---|".repeat(section.columns.len())
         );
-        chart(
-            &mut md,
-            "bytes_per_request.svg",
-            "bytes per request vs cart size",
-        );
-        legend(
-            &mut md,
-            "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
-        );
-        let _ = writeln!(
-            md,
-            "| server | cart items | bytes/request | req/s | p50 µs | p99 µs | server CPU µs/req |\n|---|---|---|---|---|---|---|"
-        );
-        for c in cells.of(Matrix::StateSize) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {:.0} | {} | {} | {} |",
-                c.server,
-                c.cart_items.unwrap_or(0),
-                c.bytes_per_request
-                    .map_or("–".into(), |b| format!("{b:.0}")),
-                c.achieved_rps,
-                us(c.p50_us),
-                us(c.p99_us),
-                f1(c.server_cpu_us_per_request)
-            );
-        }
-    }
-
-    if cells.of(Matrix::Websocket).next().is_some() {
-        // 5. WebSocket
-        let _ = writeln!(
-            md,
-            "\n## 5. WebSocket\n\nIdle connections held by one server (RSS growth divided by connections), then chat rooms of 4 members spread over 2 replicas round-robin, without and with the Redis backplane.\n"
-        );
-        chart(
-            &mut md,
-            "ws_rss_per_connection.svg",
-            "RSS per WebSocket connection",
-        );
-        chart(&mut md, "chat_delivery.svg", "chat delivery ratio");
-        legend(
-            &mut md,
-            "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
-        );
-        let _ = writeln!(
-            md,
-            "| cell | connections | RSS | RSS per connection | delivery ratio | fan-out p50 µs | fan-out p99 µs |\n|---|---|---|---|---|---|---|"
-        );
-        for c in cells.of(Matrix::Websocket) {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                c.id,
-                c.connections.map_or(c.users.to_string(), |n| n.to_string()),
-                c.rss_bytes
-                    .iter()
-                    .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-                c.rss_per_connection
-                    .map_or("–".into(), |b| format!("{:.1} KiB", b / 1024.0)),
-                c.delivery_ratio.map_or("–".into(), pct),
-                us(c.p50_us),
-                us(c.p99_us)
-            );
+        for c in rows {
+            let _ = writeln!(md, "| {} |", (section.row)(c).join(" | "));
         }
     }
 
@@ -323,6 +148,215 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
         }
     );
     md
+}
+
+/// One matrix's section of the report: its heading and introduction, its
+/// charts, the legend above its table, the columns, and a cell as a row.
+struct Section {
+    matrix: Matrix,
+    intro: fn() -> String,
+    charts: &'static [(&'static str, &'static str)],
+    legend: &'static str,
+    columns: &'static [&'static str],
+    row: fn(&Cell) -> Vec<String>,
+}
+
+/// The sections, in the order of the matrices.
+fn sections() -> [Section; 5] {
+    [
+        Section {
+            matrix: Matrix::Concurrency,
+            intro: || {
+                "## 1. Concurrency\n\nClosed loop (no think time), one replica; fixed-rate rows are at a fraction of the peak measured just before.\n".into()
+            },
+            charts: &[
+                ("latency_vs_users.svg", "p99 latency vs users"),
+                ("cpu_per_request.svg", "server CPU per request"),
+            ],
+            legend: "*server*: which server and route; *offered*: the fixed rate asked for (or closed loop); *achieved*: answered requests per second of the run's own clock; *p50…max*: latency of the main request, µs; *server CPU µs/req*: user+system CPU of the server process ÷ answered requests; *+ Redis*: Redis's own CPU on top; *cores*: CPU seconds ÷ wall seconds; *errors*: failed requests by kind (HTTP status, `connect`, `reset`, `timeout`, `ws close <code>`), 0 when none failed.",
+            columns: &[
+                "server",
+                "users",
+                "offered req/s",
+                "achieved req/s",
+                "p50 µs",
+                "p90 µs",
+                "p99 µs",
+                "p99.9 µs",
+                "max µs",
+                "server CPU µs/req",
+                "+ Redis µs/req",
+                "server cores",
+                "generator cores",
+                "errors",
+                "notes",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.users.to_string(),
+                    c.offered_rps
+                        .map_or("closed loop".into(), |r| format!("{r:.0}")),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p90_us),
+                    us(c.p99_us),
+                    us(c.p999_us),
+                    us(c.max_us),
+                    f1(c.server_cpu_us_per_request),
+                    f1(c.store_cpu_us_per_request),
+                    c.server_cpu_cores.map_or("–".into(), |v| format!("{v:.2}")),
+                    format!("{:.2}", c.generator_cpu_cores),
+                    errors(c),
+                    notes(c),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Horizontal,
+            intro: || {
+                format!(
+                    "\n## 2. Horizontal scaling and routing\n\n{SCALE_USERS} users log in once and loop `/profile`. A miss is a 403 after a successful login (the session is not on the replica the request reached); the user then logs in again.\n"
+                )
+            },
+            charts: &[("miss_rate.svg", "session-miss rate by routing policy")],
+            legend: "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
+            columns: &[
+                "server",
+                "balancer",
+                "policy",
+                "replicas",
+                "success",
+                "miss rate",
+                "requests per replica",
+                "req/s",
+                "p50 µs",
+                "p99 µs",
+                "server CPU µs/req",
+                "notes",
+            ],
+            row: |c| {
+                let ok = 1.0 - c.failures as f64 / c.requests.max(1) as f64;
+                vec![
+                    c.server.label(),
+                    c.balancer.map_or("", Balancer::name).into(),
+                    c.policy.map_or("", Policy::name).into(),
+                    c.replicas.to_string(),
+                    pct(ok),
+                    pct(c.miss_rate),
+                    c.routed
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                    f1(c.server_cpu_us_per_request),
+                    notes(c),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Failures,
+            intro: || {
+                "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), or each is drained, SIGTERMed and restarted in turn (`rolling-restart`). A refused connection takes a replica out of the embedded balancer's rotation. *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n".into()
+            },
+            charts: &[("sessions_lost.svg", "sessions lost per failure type")],
+            legend: "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
+            columns: &[
+                "server",
+                "policy",
+                "event",
+                "requests",
+                "failed",
+                "errors",
+                "sessions lost",
+                "recovery ms",
+                "remapped by the hash ring",
+                "p99 µs",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.policy.map_or("", Policy::name).into(),
+                    c.event.map_or("", Event::name).into(),
+                    c.requests.to_string(),
+                    c.failures.to_string(),
+                    errors(c),
+                    c.sessions_lost.to_string(),
+                    f1(c.recovery_ms),
+                    c.remapped_fraction.map_or("–".into(), pct),
+                    us(c.p99_us),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::StateSize,
+            intro: || {
+                "\n## 4. State size\n\nThe cart scenario: add items one by one up to N, reading `/cart` after each. Bytes are what the client sends as credential and body (the `Authorization` token, or the `sid` cookie, plus the JSON body).\n".into()
+            },
+            charts: &[("bytes_per_request.svg", "bytes per request vs cart size")],
+            legend: "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
+            columns: &[
+                "server",
+                "cart items",
+                "bytes/request",
+                "req/s",
+                "p50 µs",
+                "p99 µs",
+                "server CPU µs/req",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.cart_items.unwrap_or(0).to_string(),
+                    c.bytes_per_request
+                        .map_or("–".into(), |b| format!("{b:.0}")),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                    f1(c.server_cpu_us_per_request),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Websocket,
+            intro: || {
+                "\n## 5. WebSocket\n\nIdle connections held by one server (RSS growth divided by connections), then chat rooms of 4 members spread over 2 replicas round-robin, without and with the Redis backplane.\n".into()
+            },
+            charts: &[
+                ("ws_rss_per_connection.svg", "RSS per WebSocket connection"),
+                ("chat_delivery.svg", "chat delivery ratio"),
+            ],
+            legend: "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
+            columns: &[
+                "cell",
+                "connections",
+                "RSS",
+                "RSS per connection",
+                "delivery ratio",
+                "fan-out p50 µs",
+                "fan-out p99 µs",
+            ],
+            row: |c| {
+                vec![
+                    c.id.clone(),
+                    c.connections.map_or(c.users.to_string(), |n| n.to_string()),
+                    c.rss_bytes
+                        .iter()
+                        .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    c.rss_per_connection
+                        .map_or("–".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+                    c.delivery_ratio.map_or("–".into(), pct),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                ]
+            },
+        },
+    ]
 }
 
 /// The rows of the claims table for `scope`, after its header.
