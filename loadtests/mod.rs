@@ -17,7 +17,7 @@
 //! line, the comparison, the gate — reads the spec.
 //!
 //! The rest is shared: [`config`] (the knobs of a run), [`shared`] (what
-//! every user of a run shares), [`http`] (routing, sending, login),
+//! every user of a run shares), `http` (routing, sending, login),
 //! [`run`] (goose and the watchdog), [`result`] (histograms that merge).
 //!
 //! Requests go through [`balance::Balancer`], the embedded load balancer

@@ -1,27 +1,37 @@
 //! statebench: stateless (JWT) versus stateful (server-side sessions,
 //! WebSocket connections), measured.
 //!
-//! Layout:
-//! - [`server`]: the reference servers — [`server::stateless`],
-//!   [`server::stateful`], [`server::ws`] — and [`server::run`], which serves
-//!   any of them on a caller-bound listener with a graceful drain;
-//! - [`token`]: signing and verifying JWTs, hardened beyond `jsonwebtoken`'s
-//!   defaults; [`keys`]: where their keys come from;
-//! - [`session`]: the [`session::SessionStore`] trait and one file per store;
-//! - [`revocation`]: the optional token denylist of the stateless server;
+//! Layout, from the servers up to the command line (`tests/layout.rs`
+//! checks that no two top-level modules depend on each other in a cycle).
+//!
+//! The servers and what they are made of:
 //! - [`model`]: users and carts, validated once for both designs;
 //! - [`clock`]: injected time, so tests model expiry instead of sleeping;
+//! - [`token`]: signing and verifying JWTs, hardened beyond `jsonwebtoken`'s
+//!   defaults; [`keys`]: where their keys come from;
+//! - [`session`]: the [`session::SessionStore`] trait, one file per store,
+//!   and the registry of in-memory stores ([`session::memory::for_each_store`]);
+//! - [`revocation`]: the optional token denylist of the stateless server;
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
-//! - [`report`]: results files (environment, tables, SVG charts) from raw measurements;
-//! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
-//! - [`loadtests`] (in `loadtests/`): goose load scenarios, one module per kind of user,
-//!   and the embedded load balancer;
-//! - [`compare`]: the scaling comparison — replicas as child processes, the
-//!   matrices, `results/REPORT.md`;
-//! - [`ci`]: the regression gate — instruction counts against a committed
-//!   baseline, a noise-controlled latency trend, dashboard exports;
+//! - [`server`]: the three reference servers, each built in one place
+//!   (`server::{stateless, stateful, ws}::build`), [`server::Arch`] naming
+//!   them, and [`server::run`], which serves a Router with a graceful drain.
+//!
+//! Measuring them:
 //! - [`stop`]: how every command stops — signals, closed output, child
 //!   process groups, conventional exit codes;
+//! - [`loadtests`] (in `loadtests/`): goose load scenarios, one module per
+//!   kind of user and a registry of them, and the embedded load balancer;
+//! - [`host`]: the machine — `/proc`, limits, tools, child processes, Redis
+//!   and HAProxy;
+//! - [`stats`]: the statistics reports and gate share (the median);
+//! - [`workload`]: benchmark inputs (realistic sessions, named operation mixes);
+//! - [`benchrun`]: running `cargo bench` and reading what it wrote;
+//! - [`report`]: results files (provenance, tables, SVG charts);
+//! - [`compare`]: the scaling comparison — replicas as child processes, one
+//!   module per matrix, `results/REPORT.md`;
+//! - [`ci`]: the regression gate — instruction counts against a committed
+//!   baseline, a noise-controlled latency trend, dashboard exports;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).
 //!
 //! Outside `src/`: `tests/` drive the servers through their Routers and over

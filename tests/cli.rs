@@ -128,10 +128,8 @@ fn every_subcommand_documents_its_flags() {
 
 #[test]
 fn merge_refuses_a_file_that_is_not_a_result() {
-    let path = std::env::temp_dir().join(format!(
-        "statebench-not-a-result-{}.json",
-        std::process::id()
-    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("not-a-result.json");
     std::fs::write(&path, "{\"hello\": 1}").unwrap();
     let out = bin()
         .args(["merge", path.to_str().unwrap()])
@@ -143,7 +141,6 @@ fn merge_refuses_a_file_that_is_not_a_result() {
         err.starts_with("error: ") && err.contains("is not a statebench load result"),
         "{err}"
     );
-    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]
@@ -187,8 +184,8 @@ fn bad_flags_are_one_line_errors() {
 
 #[test]
 fn serves_the_contract_and_exits_cleanly_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("statebench-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
     let secret = dir.join("secret");
     std::fs::write(&secret, "a-secret-of-at-least-thirty-two-bytes\n").unwrap();
     let (mut a, url_a) = spawn(
@@ -244,7 +241,6 @@ fn serves_the_contract_and_exits_cleanly_on_sigterm() {
         Some(143),
         "SIGTERM: a drained stop, exit 128 + 15"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

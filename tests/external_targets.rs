@@ -39,7 +39,8 @@ fn a_partial_server_and_a_full_one_are_measured_as_far_as_they_go() {
     let tag = tag();
     let (mut partial, partial_url) = partial_server();
     let (mut stateful, stateful_url) = serve(&tag, &["--arch", "stateful"]);
-    let out = std::env::temp_dir().join(format!("statebench-ext-{tag}"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_path_buf();
     let mut child = command(
         &tag,
         &[
@@ -106,14 +107,14 @@ fn a_partial_server_and_a_full_one_are_measured_as_far_as_they_go() {
     assert!(report.contains("External servers"), "{report}");
     assert!(report.contains("stateful (external)"));
     assert!(report.contains("does not implement POST /cart/items"));
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn an_external_websocket_server_is_measured() {
     let tag = tag();
     let (mut ws, url) = serve(&tag, &["--arch", "ws"]);
-    let out = std::env::temp_dir().join(format!("statebench-extws-{tag}"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_path_buf();
     let mut child = command(
         &tag,
         &[
@@ -146,14 +147,14 @@ fn an_external_websocket_server_is_measured() {
         assert_eq!(c["failures"], 0, "{c}");
         assert_eq!(c["errors"], serde_json::json!({}), "{c}");
     }
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn a_target_that_is_not_there_is_named() {
     let tag = tag();
     let port = common::procs::dead_port();
-    let out = std::env::temp_dir().join(format!("statebench-extdead-{tag}"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_path_buf();
     let mut child = command(
         &tag,
         &[
@@ -181,7 +182,6 @@ fn a_target_that_is_not_there_is_named() {
         "{said:#?}"
     );
     assert!(cells_of(&out).is_empty());
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// `load --scenario cart` against a server without `/cart`: the run says

@@ -102,8 +102,8 @@ async fn haproxy_policies_match_the_embedded_ones() {
         eprintln!("skipped haproxy_policies_match_the_embedded_ones: haproxy is not installed");
         return;
     }
-    let work = std::env::temp_dir().join(format!("sbtest-haproxy-{:x}", rand::random::<u64>()));
-    std::fs::create_dir_all(&work).unwrap();
+    let work_dir = tempfile::tempdir().unwrap();
+    let work = work_dir.path().to_path_buf();
     let stateful = two_replicas(true).await;
     let urls: Vec<String> = stateful.iter().map(|s| s.url("")).collect();
     let proxy = Haproxy::start(&work, Policy::RoundRobin, &urls)
@@ -137,7 +137,6 @@ async fn haproxy_policies_match_the_embedded_ones() {
     for s in stateful.into_iter().chain(stateless) {
         common::shutdown(s).await;
     }
-    let _ = std::fs::remove_dir_all(&work);
 }
 
 /// Logs `users` in through a sticky balancer over `replicas` spawned
@@ -145,7 +144,8 @@ async fn haproxy_policies_match_the_embedded_ones() {
 /// `/profile` again. Returns (sessions that lived on the killed replica,
 /// users answered 403 afterwards).
 async fn kill_one(spec: ServerSpec, users: u64) -> (usize, usize) {
-    let work = std::env::temp_dir().join(format!("sbtest-kill-{:x}", rand::random::<u64>()));
+    let work_dir = tempfile::tempdir().unwrap();
+    let work = work_dir.path().to_path_buf();
     let launcher = Launcher {
         exe: env!("CARGO_BIN_EXE_statebench").into(),
         work: work.clone(),
@@ -209,7 +209,6 @@ async fn kill_one(spec: ServerSpec, users: u64) -> (usize, usize) {
             assert_eq!(status, 200);
         }
     }
-    let _ = std::fs::remove_dir_all(&work);
     (on_killed, forbidden)
 }
 

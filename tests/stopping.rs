@@ -47,7 +47,8 @@ fn read_cells(dir: &std::path::Path) -> Option<serde_json::Value> {
 /// at `moment`.
 fn compare_stopped_by(sig: i32, moment: Moment) {
     let tag = tag();
-    let out = std::env::temp_dir().join(format!("statebench-stop-{tag}"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_path_buf();
     let out_s = out.display().to_string();
     let mut child = command(
         &tag,
@@ -118,7 +119,6 @@ fn compare_stopped_by(sig: i32, moment: Moment) {
         "{}",
         rest.join("\n")
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
@@ -138,7 +138,8 @@ fn compare_stops_when_its_output_is_closed() {
     let _serial = serial();
     for closed in ["stdout", "stderr"] {
         let tag = tag();
-        let out = std::env::temp_dir().join(format!("statebench-pipe-{tag}"));
+        let out_dir = tempfile::tempdir().unwrap();
+        let out = out_dir.path().to_path_buf();
         let out_s = out.display().to_string();
         let mut child = command(
             &tag,
@@ -169,7 +170,6 @@ fn compare_stops_when_its_output_is_closed() {
         assert_eq!(status.code(), Some(141), "{closed} closed: {status}");
         let left = orphans_after(&tag, Duration::from_secs(2));
         assert!(left.is_empty(), "left behind: {left:?}");
-        let _ = std::fs::remove_dir_all(&out);
     }
 }
 
@@ -233,7 +233,8 @@ fn load_and_serve_stop_on_every_signal() {
 fn ci_stops_its_cargo_children() {
     let _serial = serial();
     let tag = tag();
-    let out = std::env::temp_dir().join(format!("statebench-ci-{tag}"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().to_path_buf();
     let out_s = out.display().to_string();
     let args: &[&str] = if installed("gungraun-runner") {
         &["ci", "--no-latency", "--out", &out_s]
@@ -265,7 +266,6 @@ fn ci_stops_its_cargo_children() {
     assert_eq!(status.code(), Some(130), "{}", args[0]);
     let left = orphans_after(&tag, Duration::from_secs(3));
     assert!(left.is_empty(), "left behind: {left:?}");
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 fn installed(program: &str) -> bool {

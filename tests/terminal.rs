@@ -170,15 +170,17 @@ fn compare_args(out: &str) -> Vec<String> {
     .to_vec()
 }
 
-fn temp_out(tag: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("statebench-pty-{tag}"))
+/// A results directory of the test's own, removed when dropped.
+fn temp_out() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 #[test]
 fn compare_shows_a_live_bar_and_exits_0() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let out = temp_out(&tag);
+    let out_dir = temp_out();
+    let out = out_dir.path();
     let args = compare_args(&out.display().to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut t = Terminal::spawn(&tag, &args);
@@ -199,7 +201,6 @@ fn compare_shows_a_live_bar_and_exits_0() {
     assert!(screen.contains("ETA") && screen.contains("state-size/stateless-hs256/cart0"));
     assert!(screen.contains("wrote"), "{screen}");
     assert!(orphans_after(&tag, Duration::from_secs(2)).is_empty());
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
@@ -245,7 +246,8 @@ fn serve_stops_on_ctrl_c() {
 fn ctrl_c_stops_compare_and_keeps_its_cells() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let out = temp_out(&tag);
+    let out_dir = temp_out();
+    let out = out_dir.path();
     let args = compare_args(&out.display().to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut t = Terminal::spawn(&tag, &args);
@@ -265,14 +267,14 @@ fn ctrl_c_stops_compare_and_keeps_its_cells() {
         serde_json::from_slice(&std::fs::read(out.join("load/t/cells.json")).unwrap()).unwrap();
     assert!(!cells["cells"].as_array().unwrap().is_empty());
     assert!(cells["partial"].as_str().unwrap().contains("SIGINT"));
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn closing_the_terminal_stops_compare() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let out = temp_out(&tag);
+    let out_dir = temp_out();
+    let out = out_dir.path();
     let args = compare_args(&out.display().to_string());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut t = Terminal::spawn(&tag, &args);
@@ -285,5 +287,4 @@ fn closing_the_terminal_stops_compare() {
     assert_eq!(code, 129);
     let left = orphans_after(&tag, Duration::from_secs(2));
     assert!(left.is_empty(), "left behind: {left:?}");
-    let _ = std::fs::remove_dir_all(&out);
 }

@@ -1,7 +1,7 @@
 //! The `statebench` command line: [`Cli`] and its dispatch. Each command
 //! lives in a file of its own with its flags (documented for `--help`) next
-//! to its handler: [`serve`], [`load`] (and `merge`), [`compare`], [`ci`],
-//! [`micro`]. The binary only calls [`main`].
+//! to its handler: `serve`, `load` (and `merge`), `compare`, `ci`, `micro`.
+//! The binary only calls [`main`].
 
 mod ci;
 mod compare;

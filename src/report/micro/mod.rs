@@ -8,8 +8,8 @@
 //! ([`crate::workload`]).
 //!
 //! - this file: the data and the markdown;
-//! - [`charts`]: the SVG charts;
-//! - [`findings`]: the headline findings, from ratios measured in one run.
+//! - `charts`: the SVG charts;
+//! - [`findings()`]: the headline findings, from ratios measured in one run.
 
 mod charts;
 mod findings;
