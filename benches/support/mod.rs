@@ -5,10 +5,11 @@
 
 use std::path::PathBuf;
 
-/// Where benchmark files other than criterion's write their figures.
+/// Where benchmark files other than criterion's write their figures
+/// (`target/statebench/`, under the target dir `statebench micro` reads).
 pub fn out_dir() -> PathBuf {
-    let dir = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
-        .join("statebench");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = statebench::benchrun::target_dir(root).join("statebench");
     std::fs::create_dir_all(&dir).expect("target dir is writable");
     dir
 }

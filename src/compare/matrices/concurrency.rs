@@ -87,17 +87,29 @@ async fn rates(r: &mut Runner, server: Server, peak: f64) -> anyhow::Result<()> 
             server.slug(),
             (fraction * 100.0) as u32
         );
-        let cell = Cell {
-            users: RATE_USERS,
-            offered_rps: Some(rate as f64),
-            ..Cell::new(Matrix::Concurrency, server, id)
-        };
-        let knobs = Knobs {
-            throttle: Some(rate),
-            ..Knobs::default()
-        };
-        r.run_cell(cell, knobs).await?;
+        at_rate(r, server, id, RATE_USERS, rate).await?;
     }
+    Ok(())
+}
+
+/// One cell of `users` offering `rate` requests per second in all.
+async fn at_rate(
+    r: &mut Runner,
+    server: Server,
+    id: String,
+    users: usize,
+    rate: usize,
+) -> anyhow::Result<()> {
+    let cell = Cell {
+        users,
+        offered_rps: Some(rate as f64),
+        ..Cell::new(Matrix::Concurrency, server, id)
+    };
+    let knobs = Knobs {
+        throttle: Some(rate),
+        ..Knobs::default()
+    };
+    r.run_cell(cell, knobs).await?;
     Ok(())
 }
 
@@ -109,16 +121,7 @@ pub async fn equal_rate(r: &mut Runner, servers: &[Server]) -> anyhow::Result<()
     for rep in 0..repeats(r) {
         for &server in &servers {
             let id = format!("concurrency/{}/equal-rate/{rep}", server.slug());
-            let cell = Cell {
-                users: EQUAL_RATE_USERS,
-                offered_rps: Some(EQUAL_RATE as f64),
-                ..Cell::new(Matrix::Concurrency, server, id)
-            };
-            let knobs = Knobs {
-                throttle: Some(EQUAL_RATE),
-                ..Knobs::default()
-            };
-            r.run_cell(cell, knobs).await?;
+            at_rate(r, server, id, EQUAL_RATE_USERS, EQUAL_RATE).await?;
         }
     }
     Ok(())
