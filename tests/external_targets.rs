@@ -8,7 +8,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::procs::{command, exit_within, lines, serve, tag};
+use common::procs::{lines, run_quiet, serve, tag};
 
 const LIMIT: Duration = Duration::from_secs(120);
 
@@ -41,7 +41,7 @@ fn a_partial_server_and_a_full_one_are_measured_as_far_as_they_go() {
     let (mut stateful, stateful_url) = serve(&tag, &["--arch", "stateful"]);
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().to_path_buf();
-    let mut child = command(
+    let (ended, said) = run_quiet(
         &tag,
         &[
             "compare",
@@ -57,14 +57,9 @@ fn a_partial_server_and_a_full_one_are_measured_as_far_as_they_go() {
             "--target-pid",
             &format!("stateful={}", stateful.id()),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let (status, _) = exit_within(&mut child, LIMIT).expect("compare --target finished");
-    let said: Vec<String> = stderr.try_iter().collect();
+        LIMIT,
+    );
+    let (status, _) = ended.expect("compare --target finished");
     let _ = partial.kill();
     let _ = stateful.kill();
     assert!(status.success(), "{status}: {said:#?}");
@@ -115,7 +110,7 @@ fn an_external_websocket_server_is_measured() {
     let (mut ws, url) = serve(&tag, &["--arch", "ws"]);
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().to_path_buf();
-    let mut child = command(
+    let (ended, said) = run_quiet(
         &tag,
         &[
             "compare",
@@ -129,14 +124,9 @@ fn an_external_websocket_server_is_measured() {
             "--target",
             &format!("ws={url}"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let (status, _) = exit_within(&mut child, LIMIT).expect("compare --target ws finished");
-    let said: Vec<String> = stderr.try_iter().collect();
+        LIMIT,
+    );
+    let (status, _) = ended.expect("compare --target ws finished");
     let _ = ws.kill();
     assert!(status.success(), "{status}: {said:#?}");
     let cells = cells_of(&out);
@@ -155,7 +145,7 @@ fn a_target_that_is_not_there_is_named() {
     let port = common::procs::dead_port();
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().to_path_buf();
-    let mut child = command(
+    let (ended, said) = run_quiet(
         &tag,
         &[
             "compare",
@@ -165,14 +155,9 @@ fn a_target_that_is_not_there_is_named() {
             "--target",
             &format!("stateful=http://127.0.0.1:{port}"),
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let (status, took) = exit_within(&mut child, LIMIT).expect("finished");
-    let said: Vec<String> = stderr.try_iter().collect();
+        LIMIT,
+    );
+    let (status, took) = ended.expect("finished");
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(status.code(), Some(2), "{said:#?}");
     assert!(
@@ -190,7 +175,7 @@ fn a_target_that_is_not_there_is_named() {
 fn load_names_the_route_a_target_lacks() {
     let tag = tag();
     let (mut partial, url) = partial_server();
-    let mut child = command(
+    let (finished, said) = run_quiet(
         &tag,
         &[
             "load",
@@ -203,14 +188,8 @@ fn load_names_the_route_a_target_lacks() {
             "--run-time",
             "1",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = lines(child.stderr.take().unwrap());
-    let finished = exit_within(&mut child, LIMIT);
-    let said: Vec<String> = stderr.try_iter().collect();
+        LIMIT,
+    );
     let _ = partial.kill();
     assert!(finished.is_some(), "load did not finish: {said:#?}");
     assert!(

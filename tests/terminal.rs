@@ -170,6 +170,17 @@ fn compare_args(out: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// `compare` in a terminal, once its first cell is on the screen; its
+/// results directory.
+fn compare_past_its_first_cell(tag: &str) -> (Terminal, tempfile::TempDir) {
+    let out_dir = temp_out();
+    let args = compare_args(&out_dir.path().display().to_string());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let t = Terminal::spawn(tag, &args);
+    t.wait_for("state-size/stateless-hs256/cart0", Duration::from_secs(60));
+    (t, out_dir)
+}
+
 /// A results directory of the test's own, removed when dropped.
 fn temp_out() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
@@ -246,12 +257,8 @@ fn serve_stops_on_ctrl_c() {
 fn ctrl_c_stops_compare_and_keeps_its_cells() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let out_dir = temp_out();
+    let (mut t, out_dir) = compare_past_its_first_cell(&tag);
     let out = out_dir.path();
-    let args = compare_args(&out.display().to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut t = Terminal::spawn(&tag, &args);
-    t.wait_for("state-size/stateless-hs256/cart0", Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     t.ctrl_c();
     let (code, took) = t
@@ -273,12 +280,7 @@ fn ctrl_c_stops_compare_and_keeps_its_cells() {
 fn closing_the_terminal_stops_compare() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let out_dir = temp_out();
-    let out = out_dir.path();
-    let args = compare_args(&out.display().to_string());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut t = Terminal::spawn(&tag, &args);
-    t.wait_for("state-size/stateless-hs256/cart0", Duration::from_secs(60));
+    let (mut t, _out) = compare_past_its_first_cell(&tag);
     t.close();
     let (code, took) = t
         .exit_within(Duration::from_secs(30))

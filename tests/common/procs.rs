@@ -92,6 +92,24 @@ pub fn exit_within(child: &mut Child, limit: Duration) -> Option<(ExitStatus, Du
     }
 }
 
+/// Runs the binary with `args` to its end, stdout discarded (at most
+/// `limit`; killed with its group beyond): how it ended, if it did, and
+/// the lines it wrote on stderr.
+pub fn run_quiet(
+    tag: &str,
+    args: &[&str],
+    limit: Duration,
+) -> (Option<(ExitStatus, Duration)>, Vec<String>) {
+    let mut child = command(tag, args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = lines(child.stderr.take().unwrap());
+    let ended = exit_within(&mut child, limit);
+    (ended, stderr.try_iter().collect())
+}
+
 /// Sends `sig` to the process group led by `pid`, as a terminal does.
 pub fn signal_group(pid: u32, sig: i32) {
     let sig = rustix::process::Signal::from_named_raw(sig).expect("a named signal");
