@@ -133,7 +133,8 @@ pub fn planned_secs(r: &Runner) -> u64 {
             total += concurrency::planned_secs(r, &servers, false);
         }
         if r.opts.runs(Matrix::StateSize) {
-            total += state_size::planned_secs(r, servers.len());
+            let http = servers.iter().filter(|s| s.arch() != Arch::Ws).count();
+            total += state_size::planned_secs(r, http);
         }
         return total;
     }
