@@ -1,33 +1,49 @@
 //! The regression gate catches a real regression and passes unchanged
-//! code: it runs `statebench ci` (instruction counts only) against the
-//! committed baseline, once as is and once built with the
-//! `inject-slowdown` feature, which adds work to every token verification.
+//! code, in both of its modes:
+//! - against the committed baseline: `statebench ci` (instruction counts
+//!   only) once as is and once built with the `inject-slowdown` feature,
+//!   which adds work to every token verification;
+//! - base against head (`--base`): a git repository of this crate with a
+//!   commit that turns the slowdown on by default, and one that does not.
 //!
-//! The gate builds the benchmarks with cargo, in a target directory of its
-//! own (the outer `cargo test` holds the main one). Needs valgrind and
+//! It also refuses a committed baseline from another toolchain. The gate
+//! builds the benchmarks with cargo, in a target directory of its own (the
+//! outer `cargo test` holds the main one). Needs valgrind and
 //! gungraun-runner; `.ci/run` installs both.
 
+use std::path::Path;
 use std::process::Command;
 
-fn gate(features: Option<&str>) -> (i32, String) {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let target = std::path::Path::new(root).join("target/ci-gate-test");
-    let out = target.join(format!("out-{}", features.unwrap_or("plain")));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_statebench"));
-    cmd.current_dir(root)
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// `statebench ci ARGS` in `dir`: exit code and everything it printed.
+fn ci(dir: &Path, args: &[&str]) -> (i32, String) {
+    let target = Path::new(ROOT).join("target/ci-gate-test");
+    let output = Command::new(env!("CARGO_BIN_EXE_statebench"))
+        .current_dir(dir)
         .env("CARGO_TARGET_DIR", &target)
-        .args(["ci", "--no-latency", "--out"])
-        .arg(&out);
-    if let Some(f) = features {
-        cmd.args(["--cargo-features", f]);
-    }
-    let output = cmd.output().expect("run statebench ci");
+        .arg("ci")
+        .args(args)
+        .output()
+        .expect("run statebench ci");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
     (output.status.code().unwrap_or(-1), text)
+}
+
+fn gate(features: Option<&str>) -> (i32, String) {
+    let out = Path::new(ROOT)
+        .join("target/ci-gate-test")
+        .join(format!("out-{}", features.unwrap_or("plain")));
+    let out = out.display().to_string();
+    let mut args = vec!["--no-latency", "--out", &out];
+    if let Some(f) = features {
+        args.extend(["--cargo-features", f]);
+    }
+    ci(Path::new(ROOT), &args)
 }
 
 fn tools_missing() -> bool {
@@ -38,6 +54,11 @@ fn tools_missing() -> bool {
         }
         missing
     })
+}
+
+fn names_token_verify(text: &str) -> bool {
+    text.lines()
+        .any(|l| l.contains("token_verify") && l.contains('%') && l.contains('→'))
 }
 
 #[test]
@@ -52,11 +73,120 @@ fn the_gate_fails_on_an_injected_slowdown_and_passes_without_it() {
     );
     let (code, text) = gate(Some("inject-slowdown"));
     assert_eq!(code, 1, "the slowdown must fail the gate:\n{text}");
-    let named = text
-        .lines()
-        .any(|l| l.contains("token_verify") && l.contains('%') && l.contains('→'));
     assert!(
-        named,
+        names_token_verify(&text),
         "the failing benchmark must be named with old → new:\n{text}"
+    );
+}
+
+#[test]
+fn a_baseline_from_another_toolchain_is_refused_in_one_line() {
+    if tools_missing() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let committed =
+        std::fs::read_to_string(Path::new(ROOT).join("results/baseline/instructions.json"))
+            .unwrap();
+    let mut baseline: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    baseline["provenance"]["rustc"] = "rustc 1.0.0 (a3b1e5c4f 2015-05-13)".into();
+    std::fs::write(
+        dir.path().join("instructions.json"),
+        serde_json::to_vec(&baseline).unwrap(),
+    )
+    .unwrap();
+    let baseline_dir = dir.path().display().to_string();
+    let out = dir.path().join("out").display().to_string();
+    let (code, text) = ci(
+        Path::new(ROOT),
+        &["--no-latency", "--baseline", &baseline_dir, "--out", &out],
+    );
+    assert_eq!(code, 2, "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line: {text}");
+    assert!(
+        lines[0].contains("rustc 1.0.0") && lines[0].contains("--allow-foreign-baseline"),
+        "{text}"
+    );
+}
+
+/// Runs git in `dir`, which must succeed.
+fn git(dir: &Path, args: &[&str]) {
+    let ok = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.name=statebench",
+            "-c",
+            "user.email=ci@statebench.invalid",
+        ])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "git {args:?}");
+}
+
+/// A git repository of this crate's tracked files with two more commits
+/// on top of the copy: `plain` (a README change) and `slow` (the
+/// slowdown turned on by default).
+fn repository() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let files = Command::new("git")
+        .args(["-C", ROOT, "ls-files", "-z"])
+        .output()
+        .unwrap()
+        .stdout;
+    for f in files.split(|b| *b == 0).filter(|f| !f.is_empty()) {
+        let f = std::str::from_utf8(f).unwrap();
+        let to = dir.path().join(f);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(Path::new(ROOT).join(f), &to).unwrap();
+    }
+    let repo = dir.path();
+    git(repo, &["init", "-q"]);
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", "copy"]);
+    std::fs::write(repo.join("NOTE"), "a change that is not code\n").unwrap();
+    git(repo, &["add", "-A"]);
+    git(repo, &["commit", "-qm", "plain"]);
+    git(repo, &["tag", "plain"]);
+    let manifest = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
+    let slowed = manifest.replace(
+        "inject-slowdown = []",
+        "default = [\"inject-slowdown\"]\ninject-slowdown = []",
+    );
+    assert_ne!(manifest, slowed, "Cargo.toml declares inject-slowdown");
+    std::fs::write(repo.join("Cargo.toml"), slowed).unwrap();
+    git(repo, &["commit", "-qam", "slow"]);
+    dir
+}
+
+#[test]
+fn base_against_head_fails_on_a_slowed_commit_and_passes_an_unchanged_one() {
+    if tools_missing() {
+        return;
+    }
+    let repo = repository();
+    let out = repo.path().join("ci-out").display().to_string();
+    let (code, text) = ci(
+        repo.path(),
+        &["--no-latency", "--base", "plain", "--out", &out],
+    );
+    assert_eq!(
+        code, 1,
+        "the slowed head must fail against its base:\n{text}"
+    );
+    assert!(names_token_verify(&text), "{text}");
+    assert!(text.contains("base plain ("), "{text}");
+    git(repo.path(), &["checkout", "-q", "plain"]);
+    let (code, text) = ci(
+        repo.path(),
+        &["--no-latency", "--base", "HEAD~1", "--out", &out],
+    );
+    assert_eq!(
+        code, 0,
+        "an unchanged head must pass against its base:\n{text}"
     );
 }

@@ -51,6 +51,9 @@ pub struct Bench<'a> {
     /// `STATEBENCH_QUICK=1`: shorter benchmarks.
     pub quick: bool,
     pub output: Output,
+    /// Build into this target dir instead of the checkout's own (a base
+    /// worktree shares the head's, so dependencies build once).
+    pub target_dir: Option<&'a Path>,
 }
 
 impl Bench<'_> {
@@ -72,6 +75,9 @@ impl Bench<'_> {
         }
         if self.quick {
             cmd.env("STATEBENCH_QUICK", "1");
+        }
+        if let Some(t) = self.target_dir {
+            cmd.env("CARGO_TARGET_DIR", t);
         }
         match self.output {
             Output::Inherit => {}

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::Options;
 use crate::benchrun::read::{Instructions, instruction_counts};
 use crate::report::env::Environment;
 
@@ -76,19 +75,24 @@ impl Row {
     }
 }
 
-/// Runs the instruction-count benchmarks; returns their counts.
-pub fn measure(opts: &Options) -> anyhow::Result<Vec<Instructions>> {
-    let target = crate::benchrun::target_dir(&opts.root);
+/// Runs the instruction-count benchmarks of the checkout at `root` into
+/// `target` (with `features`); returns their counts.
+pub fn measure(
+    root: &Path,
+    features: Option<&str>,
+    target: &Path,
+) -> anyhow::Result<Vec<Instructions>> {
     let started = crate::benchrun::Bench {
         benches: &["instructions"],
         args: &["--save-summary=json"],
-        features: opts.cargo_features.as_deref(),
+        features,
         quick: false,
         // Keep stdout for the summary: the benchmark's own report goes to stderr.
         output: crate::benchrun::Output::Stderr,
+        target_dir: Some(target),
     }
-    .run(&opts.root)?;
-    let counts = instruction_counts(&target, Some(started))?;
+    .run(root)?;
+    let counts = instruction_counts(target, Some(started))?;
     anyhow::ensure!(
         !counts.is_empty(),
         "the instruction-count benchmarks wrote no summary under {}",

@@ -138,6 +138,7 @@ fn criterion_repeat(opts: &Options) -> anyhow::Result<BTreeMap<String, f64>> {
         features: opts.cargo_features.as_deref(),
         quick: false,
         output: crate::benchrun::Output::Null,
+        target_dir: None,
     }
     .run(&opts.root)?;
     let target = crate::benchrun::target_dir(&opts.root);

@@ -9,11 +9,20 @@
 //!   calibration measured in the same repeat (the raw HMAC floor, `/healthz`),
 //!   and a change counts only when it exceeds the threshold *and* leaves the
 //!   spread of the repeats. It warns unless `--fail-on-latency`.
+//! - [`base`]: `--base REV`, the reference measured on this machine in the
+//!   same run (base and head built by one toolchain, counted on one CPU),
+//!   instead of the committed baseline.
 //! - [`export`]: Bencher Metric Format, github-action-benchmark JSON and a
 //!   markdown summary.
 //!
+//! A committed baseline holds only on the machine it was made on: the
+//! gate refuses one made with another rustc or another set of CPU features
+//! (exit 2, one line) unless `--allow-foreign-baseline`, which turns its
+//! failures into warnings.
+//!
 //! Exit codes: 0 no regression, 1 regression, 2 could not measure.
 
+pub mod base;
 pub mod export;
 pub mod gate;
 pub mod latency;
@@ -61,8 +70,34 @@ pub struct Options {
     /// goose `--threshold` rules for the load runs (absolute limits).
     pub goose_thresholds: Vec<String>,
     pub update_baseline: bool,
-    /// Cargo features to build the benchmarks with.
+    /// Cargo features to build the benchmarks with (the head only, with
+    /// `base`).
     pub cargo_features: Option<String>,
+    /// Gate against this commit, measured now, instead of the committed
+    /// baseline.
+    pub base: Option<String>,
+    /// Gate against a baseline from another toolchain or CPU, failures
+    /// turned into warnings.
+    pub allow_foreign_baseline: bool,
+}
+
+/// Why a committed baseline does not hold here, if it does not: it was
+/// made with another compiler or on a CPU with other dispatch features.
+pub fn foreign(baseline: &Environment, here: &Environment) -> Option<String> {
+    if baseline.rustc != here.rustc {
+        return Some(format!(
+            "made with {:?}, this is {:?}",
+            baseline.rustc, here.rustc
+        ));
+    }
+    if baseline.cpu_features != here.cpu_features {
+        return Some(format!(
+            "made on a CPU with features [{}], this one has [{}]",
+            baseline.cpu_features.join(" "),
+            here.cpu_features.join(" ")
+        ));
+    }
+    None
 }
 
 /// The gate's answer.
@@ -105,19 +140,73 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     }
     std::fs::create_dir_all(&opts.out_dir)?;
     let provenance = Environment::capture(&opts.root);
-
-    crate::stop::eprintln("instruction counts: cargo bench --bench instructions …");
-    let counts = gate::measure(opts)?;
-    let mut baseline = gate::Baseline::load(&opts.baseline_dir)?;
+    let target = crate::benchrun::target_dir(&opts.root);
+    let committed = gate::Baseline::load(&opts.baseline_dir)?;
+    let mut foreign_baseline = None;
+    let mut baseline = match &opts.base {
+        Some(rev) => {
+            let worktree = base::Worktree::add(&opts.root, rev, &target)?;
+            crate::stop::eprintln(&format!(
+                "base {rev} ({}): cargo bench --bench instructions …",
+                worktree.short()
+            ));
+            let started = std::time::Instant::now();
+            let counts = gate::measure(&worktree.path, None, &target)?;
+            crate::stop::eprintln(&format!(
+                "base measured in {:.0} s",
+                started.elapsed().as_secs_f64()
+            ));
+            gate::Baseline {
+                provenance: Environment::capture(&worktree.path),
+                instructions: counts
+                    .iter()
+                    .map(|c| (c.id.clone(), c.instructions))
+                    .collect(),
+                ..committed
+            }
+        }
+        None => {
+            let check = !opts.update_baseline && !committed.instructions.is_empty();
+            if let Some(why) = check
+                .then(|| foreign(&committed.provenance, &provenance))
+                .flatten()
+            {
+                let line = format!(
+                    "the baseline in {} was {why}; gate against a commit with --base, regenerate it here with --update-baseline, or pass --allow-foreign-baseline",
+                    opts.baseline_dir.display()
+                );
+                if !opts.allow_foreign_baseline {
+                    return Ok(Verdict::CannotMeasure(line));
+                }
+                crate::stop::eprintln(&format!("warning: {line}"));
+                foreign_baseline = Some(why);
+            }
+            committed
+        }
+    };
     if let Some(t) = opts.threshold_pct {
         baseline.default_threshold_pct = t;
     }
     for (id, t) in &opts.thresholds_for {
         baseline.thresholds_pct.insert(id.clone(), *t);
     }
+    crate::stop::eprintln("instruction counts: cargo bench --bench instructions …");
+    let started = std::time::Instant::now();
+    let counts = gate::measure(&opts.root, opts.cargo_features.as_deref(), &target)?;
+    if opts.base.is_some() {
+        crate::stop::eprintln(&format!(
+            "head measured in {:.0} s",
+            started.elapsed().as_secs_f64()
+        ));
+    }
     let rows = gate::compare(&baseline, &counts);
 
-    let trend = if opts.latency {
+    let trend = if opts.latency && opts.base.is_some() {
+        crate::stop::eprintln(
+            "latency trend: not measured with --base (the instruction counts are the gate)",
+        );
+        None
+    } else if opts.latency {
         Some(latency::measure(opts)?)
     } else {
         None
@@ -189,6 +278,12 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
             "no baseline in {} (create it with --update-baseline)",
             opts.baseline_dir.display()
         )));
+    }
+    if let Some(why) = foreign_baseline {
+        for r in &regressions {
+            crate::stop::eprintln(&format!("warning (foreign baseline, {why}): {r}"));
+        }
+        return Ok(Verdict::Pass);
     }
     Ok(if regressions.is_empty() {
         Verdict::Pass

@@ -44,9 +44,18 @@ pub struct CiArgs {
     #[arg(long, value_name = "DIR", default_value = "target/statebench-ci")]
     pub out: PathBuf,
     /// Cargo features to build the benchmarks with (`inject-slowdown`
-    /// proves the gate catches a regression).
+    /// proves the gate catches a regression; with --base, the head only).
     #[arg(long, value_name = "FEATURES")]
     pub cargo_features: Option<String>,
+    /// Gate against this commit (a branch, tag or hash), checked out in a
+    /// git worktree and measured now on this machine with this toolchain,
+    /// instead of the committed baseline. Pull requests: the merge base.
+    #[arg(long, value_name = "REV", conflicts_with = "update_baseline")]
+    pub base: Option<String>,
+    /// Gate against a committed baseline made with another rustc or on a CPU
+    /// with other features (refused otherwise, exit 2); its failures only warn.
+    #[arg(long)]
+    pub allow_foreign_baseline: bool,
 }
 
 fn parse_override(s: &str) -> Result<(String, f64), String> {
@@ -85,6 +94,8 @@ pub fn ci(args: CiArgs) -> ExitCode {
         goose_thresholds: args.goose_threshold,
         update_baseline: args.update_baseline,
         cargo_features: args.cargo_features,
+        base: args.base,
+        allow_foreign_baseline: args.allow_foreign_baseline,
     };
     let verdict = crate::ci::run(&opts);
     crate::stop::kill_children();

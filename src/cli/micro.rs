@@ -47,6 +47,7 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
             features: None,
             quick: args.quick,
             output: Output::Inherit,
+            target_dir: None,
         };
         since = Some(timed.run(&root)?);
         if args.no_instructions {

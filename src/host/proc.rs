@@ -34,6 +34,41 @@ pub fn cpu_model() -> Option<String> {
     info.model_name(0).map(str::to_owned)
 }
 
+/// CPU features that change which code a crypto library runs (AWS-LC
+/// picks its AES, SHA and bignum paths from them at run time), so they
+/// change instruction counts too.
+const DISPATCH_FEATURES: [&str; 16] = [
+    "adx",
+    "aes",
+    "avx",
+    "avx2",
+    "avx512bw",
+    "avx512dq",
+    "avx512f",
+    "avx512vl",
+    "bmi1",
+    "bmi2",
+    "pclmulqdq",
+    "sha_ni",
+    "sse4_1",
+    "ssse3",
+    "vaes",
+    "vpclmulqdq",
+];
+
+/// Which of the dispatch-relevant CPU features this machine has, sorted.
+pub fn cpu_features() -> Vec<String> {
+    let Ok(info) = procfs_core::CpuInfo::from_file("/proc/cpuinfo") else {
+        return Vec::new();
+    };
+    let flags = info.flags(0).unwrap_or_default();
+    DISPATCH_FEATURES
+        .iter()
+        .filter(|f| flags.contains(f))
+        .map(|f| (*f).to_owned())
+        .collect()
+}
+
 /// Online CPUs, as the kernel reports them in /proc/cpuinfo.
 pub fn cpu_count() -> Option<usize> {
     Some(

@@ -30,6 +30,9 @@ pub struct Environment {
     pub rustc: String,
     pub cpu_model: String,
     pub cores: usize,
+    /// The CPU features that change which code crypto libraries run
+    /// ([`crate::host::proc::cpu_features`]).
+    pub cpu_features: Vec<String>,
     pub os: String,
     pub crates: Vec<(String, String)>,
     pub generated_at: String,
@@ -65,6 +68,7 @@ impl Environment {
             rustc: run("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
             cpu_model,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_features: crate::host::proc::cpu_features(),
             os: run("uname", &["-sr"]).unwrap_or_else(|| std::env::consts::OS.into()),
             crates,
             generated_at: run("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]).unwrap_or_default(),
