@@ -16,6 +16,14 @@ use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+/// One gate at a time: they share a target dir, and each reads the
+/// instruction summaries its own run wrote there.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `statebench ci ARGS` in `dir`: exit code and everything it printed.
 fn ci(dir: &Path, args: &[&str]) -> (i32, String) {
     let target = Path::new(ROOT).join("target/ci-gate-test");
@@ -87,6 +95,7 @@ fn the_gate_fails_on_an_injected_slowdown_and_passes_without_it() {
     if tools_missing() || committed_baseline_is_foreign() {
         return;
     }
+    let _serial = serial();
     let (code, text) = gate(None);
     assert_eq!(
         code, 0,
@@ -189,6 +198,7 @@ fn base_against_head_fails_on_a_slowed_commit_and_passes_an_unchanged_one() {
     if tools_missing() {
         return;
     }
+    let _serial = serial();
     let repo = repository();
     let out = repo.path().join("ci-out").display().to_string();
     let (code, text) = ci(
