@@ -69,15 +69,6 @@ pub fn cpu_features() -> Vec<String> {
         .collect()
 }
 
-/// Online CPUs, as the kernel reports them in /proc/cpuinfo.
-pub fn cpu_count() -> Option<usize> {
-    Some(
-        procfs_core::CpuInfo::from_file("/proc/cpuinfo")
-            .ok()?
-            .num_cores(),
-    )
-}
-
 fn status(pid: u32) -> Option<Status> {
     Status::from_file(format!("/proc/{pid}/status")).ok()
 }

@@ -64,11 +64,6 @@ impl<'a> Cells<'a> {
         self.0.iter().filter(move |c| c.matrix == matrix)
     }
 
-    /// Whether the run has cells of `matrix`.
-    pub fn has(self, matrix: Matrix) -> bool {
-        self.of(matrix).next().is_some()
-    }
-
     /// The closed-loop concurrency cells of `server`, by users.
     pub fn closed_loop(self, server: Server) -> impl Iterator<Item = &'a Cell> + 'a {
         self.of(Matrix::Concurrency)
