@@ -13,7 +13,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
-use gungraun::{library_benchmark, library_benchmark_group, main};
+use gungraun::{LibraryBenchmarkConfig, library_benchmark, library_benchmark_group, main};
+use statebench::benchrun::dispatch::{self, Dispatch};
 use statebench::clock::{Clock, SystemClock};
 use statebench::keys::{KeyPair, TokenAlg};
 use statebench::model::User;
@@ -25,6 +26,10 @@ use tower::ServiceExt;
 
 const SECRET: &[u8] = b"benchmark-secret-benchmark-secret-0123456789";
 const NOW: u64 = 1_700_000_000_000;
+/// Tokens are signed at a fixed time and expire in 2083, so their bytes
+/// (and the instructions that parse them) are the same on every run.
+const TOKEN_IAT: u64 = 1_700_000_000;
+const TOKEN_TTL: u64 = 2_000_000_000;
 
 fn tokens() -> Arc<TokenService> {
     Arc::new(TokenService::new(
@@ -37,11 +42,7 @@ fn tokens() -> Arc<TokenService> {
 fn verify_setup() -> &'static (Arc<TokenService>, String) {
     let svc = tokens();
     let token = svc
-        .sign(&Claims::for_login(
-            &User::default(),
-            SystemClock.now_secs(),
-            3600,
-        ))
+        .sign(&Claims::for_login(&User::default(), TOKEN_IAT, TOKEN_TTL))
         .unwrap();
     assert!(svc.verify(&token).is_ok());
     Box::leak(Box::new((svc, token)))
@@ -108,11 +109,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn stateless_setup() -> &'static Handler {
     let tokens = tokens();
     let token = tokens
-        .sign(&Claims::for_login(
-            &User::default(),
-            SystemClock.now_secs(),
-            3600,
-        ))
+        .sign(&Claims::for_login(&User::default(), TOKEN_IAT, TOKEN_TTL))
         .unwrap();
     let config = stateless::Config {
         tokens,
@@ -162,4 +159,15 @@ library_benchmark_group!(
     benchmarks = token_verify, session_get_hit, profile_handler
 );
 
-main!(library_benchmark_groups = instructions);
+/// AWS-LC's CPU dispatch pinned to one path (see
+/// `statebench::benchrun::dispatch`), or the native one passed through.
+fn config() -> LibraryBenchmarkConfig {
+    let mut config = LibraryBenchmarkConfig::default();
+    match Dispatch::from_env() {
+        Dispatch::Pinned => config.env(dispatch::CAP_VAR, dispatch::PIN),
+        Dispatch::Native => config.pass_through_env(dispatch::CAP_VAR),
+    };
+    config
+}
+
+main!(config = config(); library_benchmark_groups = instructions);

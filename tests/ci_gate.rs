@@ -6,13 +6,17 @@
 //! - base against head (`--base`): a git repository of this crate with a
 //!   commit that turns the slowdown on by default, and one that does not.
 //!
-//! It also refuses a committed baseline from another toolchain. The gate
+//! It also refuses a committed baseline from another toolchain, and the
+//! instruction counts it gates on do not depend on which CPU features
+//! AWS-LC sees once its dispatch is pinned. The gate
 //! builds the benchmarks with cargo, in a target directory of its own (the
 //! outer `cargo test` holds the main one). Needs valgrind and
 //! gungraun-runner; `.ci/run` installs both.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -73,12 +77,13 @@ fn names_token_verify(text: &str) -> bool {
 /// CPU with other features than this machine's (the gate refuses it then).
 fn committed_baseline_is_foreign() -> bool {
     let root = Path::new(ROOT);
-    let text = std::fs::read_to_string(root.join("results/baseline/instructions.json")).unwrap();
-    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let made: statebench::report::env::Environment =
-        serde_json::from_value(v["provenance"].clone()).unwrap();
+    let made = statebench::ci::gate::Baseline::load(&root.join("results/baseline")).unwrap();
     let here = statebench::report::env::Environment::capture(root);
-    match statebench::ci::foreign(&made, &here) {
+    match statebench::ci::foreign(
+        &made,
+        &here,
+        statebench::benchrun::dispatch::Dispatch::Pinned,
+    ) {
         Some(why) => {
             eprintln!(
                 "skipped the committed-baseline gate test: the baseline was {why} \
@@ -220,4 +225,76 @@ fn base_against_head_fails_on_a_slowed_commit_and_passes_an_unchanged_one() {
         code, 0,
         "an unchanged head must pass against its base:\n{text}"
     );
+}
+
+/// Instruction counts of one `cargo bench --bench instructions` run with
+/// `env` added, by benchmark id.
+fn counts(env: &[(&str, &str)]) -> BTreeMap<String, u64> {
+    let target = Path::new(ROOT).join("target/ci-gate-test");
+    let started = SystemTime::now();
+    let status = Command::new("cargo")
+        .current_dir(ROOT)
+        .args([
+            "bench",
+            "--bench",
+            "instructions",
+            "--",
+            "--save-summary=json",
+        ])
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("OPENSSL_ia32cap")
+        .env_remove("STATEBENCH_DISPATCH")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run cargo bench");
+    assert!(status.success(), "cargo bench --bench instructions {env:?}");
+    statebench::benchrun::read::instruction_counts(&target, Some(started))
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.id, c.instructions))
+        .collect()
+}
+
+#[test]
+fn pinned_dispatch_counts_one_path_whatever_the_cpu_reports() {
+    if tools_missing() {
+        return;
+    }
+    let _serial = serial();
+    // Two stand-in runners: this CPU as it is, and this CPU without the
+    // "Intel" bit AWS-LC keeps in EDX, as an AMD runner shows it (SHA-256
+    // on the SSSE3 path instead of AVX). The second value is applied by
+    // AWS-LC itself after probing CPUID.
+    const AMD_LIKE: (&str, &str) = ("OPENSSL_ia32cap", "~0x40000000");
+    const NATIVE: (&str, &str) = ("STATEBENCH_DISPATCH", "native");
+    let native = counts(&[NATIVE]);
+    let native_amd = counts(&[NATIVE, AMD_LIKE]);
+    let pinned = counts(&[]);
+    let pinned_amd = counts(&[AMD_LIKE]);
+    // The session lookup hashes with a random seed and is left out. The
+    // other counts still step by up to 0.33% between runs, whatever the
+    // dispatch (random per-process state); a different path moves them by
+    // more than 1%.
+    let change = |a: u64, b: u64| (b as f64 / a as f64 - 1.0).abs() * 100.0;
+    for id in [
+        "token_verify/hs256_cart_0_x1000",
+        "profile_handler/stateless_x100",
+    ] {
+        let native_change = change(native[id], native_amd[id]);
+        assert!(
+            native_change > 1.0,
+            "{id}: the native path depends on the CPU features AWS-LC sees: \
+             {} → {} ({native_change:.2}%)",
+            native[id],
+            native_amd[id]
+        );
+        let pinned_change = change(pinned[id], pinned_amd[id]);
+        assert!(
+            pinned_change < 0.5,
+            "{id}: the pinned path must not depend on them: {} → {} ({pinned_change:.2}%)",
+            pinned[id],
+            pinned_amd[id]
+        );
+    }
 }

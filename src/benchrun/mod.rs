@@ -6,6 +6,7 @@
 //! Every result file these runs produce carries one provenance record,
 //! [`crate::report::env::Environment`] (commit, toolchain, machine).
 
+pub mod dispatch;
 pub mod read;
 
 use std::path::{Path, PathBuf};
@@ -48,6 +49,8 @@ pub struct Bench<'a> {
     pub args: &'a [&'a str],
     /// Cargo features to build with.
     pub features: Option<&'a str>,
+    /// Environment variables added to the run.
+    pub env: &'a [(&'a str, &'a str)],
     /// `STATEBENCH_QUICK=1`: shorter benchmarks.
     pub quick: bool,
     pub output: Output,
@@ -73,6 +76,7 @@ impl Bench<'_> {
         if !self.args.is_empty() {
             cmd.arg("--").args(self.args);
         }
+        cmd.envs(self.env.iter().copied());
         if self.quick {
             cmd.env("STATEBENCH_QUICK", "1");
         }

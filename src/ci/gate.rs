@@ -14,6 +14,10 @@ pub const FILE: &str = "instructions.json";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Baseline {
     pub provenance: Environment,
+    /// AWS-LC's CPU dispatch while counting: `pinned` or `native`
+    /// ([`crate::benchrun::dispatch`]); files without it were native.
+    #[serde(default = "native")]
+    pub dispatch: String,
     /// Growth that fails the gate, in percent.
     pub default_threshold_pct: f64,
     /// Per-benchmark thresholds, in percent (kept across updates).
@@ -27,11 +31,16 @@ impl Default for Baseline {
     fn default() -> Self {
         Self {
             provenance: Environment::default(),
+            dispatch: native(),
             default_threshold_pct: 2.0,
             thresholds_pct: BTreeMap::new(),
             instructions: BTreeMap::new(),
         }
     }
+}
+
+fn native() -> String {
+    crate::benchrun::dispatch::Dispatch::Native.name().into()
 }
 
 impl Baseline {
@@ -86,6 +95,7 @@ pub fn measure(
         benches: &["instructions"],
         args: &["--save-summary=json"],
         features,
+        env: &[],
         quick: false,
         // Keep stdout for the summary: the benchmark's own report goes to stderr.
         output: crate::benchrun::Output::Stderr,

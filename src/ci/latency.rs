@@ -87,24 +87,19 @@ pub fn measure(opts: &Options) -> anyhow::Result<Trend> {
     for (id, cal) in CRITERION_PAIRS.iter().chain(LOAD_PAIRS.iter()) {
         t.calibration.insert((*id).into(), (*cal).into());
     }
+    let target = crate::benchrun::target_dir(&opts.root);
     let runtime = tokio::runtime::Runtime::new()?;
-    for r in 0..opts.repeats.max(1) {
+    let repeats = opts.repeats.max(1);
+    for r in 0..repeats {
         crate::stop::eprintln(&format!(
-            "latency trend: repeat {}/{} (criterion)…",
-            r + 1,
-            opts.repeats.max(1)
+            "latency trend: repeat {}/{repeats} (criterion)…",
+            r + 1
         ));
-        let figures = criterion_repeat(opts)?;
-        for (id, cal) in CRITERION_PAIRS {
-            let (Some(v), Some(c)) = (figures.get(id), figures.get(cal)) else {
-                anyhow::bail!("criterion did not report {id} or {cal}");
-            };
-            push(&mut t, id, *v, *c, cal);
-        }
+        let figures = criterion_repeat(&opts.root, opts.cargo_features.as_deref(), &target)?;
+        push_criterion(&mut t, &figures)?;
         crate::stop::eprintln(&format!(
-            "latency trend: repeat {}/{} (load)…",
-            r + 1,
-            opts.repeats.max(1)
+            "latency trend: repeat {}/{repeats} (load)…",
+            r + 1
         ));
         let load = runtime.block_on(load_repeat(opts, &mut t.threshold_failures))?;
         for (id, cal) in LOAD_PAIRS {
@@ -117,14 +112,62 @@ pub fn measure(opts: &Options) -> anyhow::Result<Trend> {
     Ok(t)
 }
 
+/// `--base`: the criterion pairs of the base (built in `base_root`) and of
+/// the head, repeat by repeat in A/B order, so that machine load drifting
+/// during the run falls on both. Returns the base's trend and the head's.
+/// The load pairs are not part of it: they run the servers of the binary
+/// that runs the gate, which is the head's.
+pub fn measure_against(
+    opts: &Options,
+    base_root: &Path,
+    target: &Path,
+) -> anyhow::Result<(Trend, Trend)> {
+    let mut base = Trend::default();
+    let mut head = Trend::default();
+    for (id, cal) in CRITERION_PAIRS {
+        base.calibration.insert(id.into(), cal.into());
+        head.calibration.insert(id.into(), cal.into());
+    }
+    let repeats = opts.repeats.max(1);
+    for r in 0..repeats {
+        crate::stop::eprintln(&format!(
+            "latency trend: repeat {}/{repeats}, base (criterion)…",
+            r + 1
+        ));
+        push_criterion(&mut base, &criterion_repeat(base_root, None, target)?)?;
+        crate::stop::eprintln(&format!(
+            "latency trend: repeat {}/{repeats}, head (criterion)…",
+            r + 1
+        ));
+        let figures = criterion_repeat(&opts.root, opts.cargo_features.as_deref(), target)?;
+        push_criterion(&mut head, &figures)?;
+    }
+    Ok((base, head))
+}
+
+fn push_criterion(t: &mut Trend, figures: &BTreeMap<String, f64>) -> anyhow::Result<()> {
+    for (id, cal) in CRITERION_PAIRS {
+        let (Some(v), Some(c)) = (figures.get(id), figures.get(cal)) else {
+            anyhow::bail!("criterion did not report {id} or {cal}");
+        };
+        push(t, id, *v, *c, cal);
+    }
+    Ok(())
+}
+
 fn push(t: &mut Trend, id: &str, v: f64, cal_v: f64, cal: &str) {
     t.raw_ns.entry(id.into()).or_default().push(v);
     t.raw_ns.entry(cal.into()).or_default().push(cal_v);
     t.ratios.entry(id.into()).or_default().push(v / cal_v);
 }
 
-/// One short criterion run of the pinned ids; medians in ns.
-fn criterion_repeat(opts: &Options) -> anyhow::Result<BTreeMap<String, f64>> {
+/// One short criterion run of the pinned ids in the checkout at `root`,
+/// built into `target`; medians in ns.
+fn criterion_repeat(
+    root: &Path,
+    features: Option<&str>,
+    target: &Path,
+) -> anyhow::Result<BTreeMap<String, f64>> {
     let started = crate::benchrun::Bench {
         benches: &["token", "request"],
         args: &[
@@ -135,15 +178,15 @@ fn criterion_repeat(opts: &Options) -> anyhow::Result<BTreeMap<String, f64>> {
             "--noplot",
             CRITERION_FILTER,
         ],
-        features: opts.cargo_features.as_deref(),
+        features,
+        env: &[],
         quick: false,
         output: crate::benchrun::Output::Null,
-        target_dir: None,
+        target_dir: Some(target),
     }
-    .run(&opts.root)?;
-    let target = crate::benchrun::target_dir(&opts.root);
+    .run(root)?;
     Ok(
-        crate::benchrun::read::criterion_figures(&target, Some(started))?
+        crate::benchrun::read::criterion_figures(target, Some(started))?
             .into_iter()
             .map(|f| (f.id, f.median_ns))
             .collect(),

@@ -11,7 +11,12 @@
 //!   spread of the repeats. It warns unless `--fail-on-latency`.
 //! - [`base`]: `--base REV`, the reference measured on this machine in the
 //!   same run (base and head built by one toolchain, counted on one CPU),
-//!   instead of the committed baseline.
+//!   instead of the committed baseline; the trend's criterion ids run for
+//!   base and head in turn (A/B/A/B).
+//!
+//! The counts run with AWS-LC's CPU dispatch pinned to one path
+//! ([`crate::benchrun::dispatch`]), so that they do not depend on which
+//! CPU the runner has.
 //! - [`export`]: Bencher Metric Format, github-action-benchmark JSON and a
 //!   markdown summary.
 //!
@@ -82,19 +87,33 @@ pub struct Options {
 }
 
 /// Why a committed baseline does not hold here, if it does not: it was
-/// made with another compiler or on a CPU with other dispatch features.
-pub fn foreign(baseline: &Environment, here: &Environment) -> Option<String> {
-    if baseline.rustc != here.rustc {
+/// made with another compiler, on a CPU with other dispatch features, or
+/// with AWS-LC's dispatch pinned where this run counts it native (or the
+/// other way round).
+pub fn foreign(
+    baseline: &gate::Baseline,
+    here: &Environment,
+    dispatch: crate::benchrun::dispatch::Dispatch,
+) -> Option<String> {
+    let made = &baseline.provenance;
+    if made.rustc != here.rustc {
         return Some(format!(
             "made with {:?}, this is {:?}",
-            baseline.rustc, here.rustc
+            made.rustc, here.rustc
         ));
     }
-    if baseline.cpu_features != here.cpu_features {
+    if made.cpu_features != here.cpu_features {
         return Some(format!(
             "made on a CPU with features [{}], this one has [{}]",
-            baseline.cpu_features.join(" "),
+            made.cpu_features.join(" "),
             here.cpu_features.join(" ")
+        ));
+    }
+    if baseline.dispatch != dispatch.name() {
+        return Some(format!(
+            "counted with AWS-LC's dispatch {}, this run counts it {}",
+            baseline.dispatch,
+            dispatch.name()
         ));
     }
     None
@@ -142,12 +161,22 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     let provenance = Environment::capture(&opts.root);
     let target = crate::benchrun::target_dir(&opts.root);
     let committed = gate::Baseline::load(&opts.baseline_dir)?;
+    let dispatch = crate::benchrun::dispatch::Dispatch::from_env();
+    crate::stop::eprintln(&format!(
+        "AWS-LC CPU dispatch: {} while counting ({}=native to count the native path)",
+        dispatch.name(),
+        crate::benchrun::dispatch::MODE_VAR
+    ));
+    let worktree = match &opts.base {
+        Some(rev) => Some(base::Worktree::add(&opts.root, rev, &target)?),
+        None => None,
+    };
     let mut foreign_baseline = None;
-    let mut baseline = match &opts.base {
-        Some(rev) => {
-            let worktree = base::Worktree::add(&opts.root, rev, &target)?;
+    let mut baseline = match &worktree {
+        Some(worktree) => {
             crate::stop::eprintln(&format!(
-                "base {rev} ({}): cargo bench --bench instructions …",
+                "base {} ({}): cargo bench --bench instructions …",
+                opts.base.as_deref().unwrap_or_default(),
                 worktree.short()
             ));
             let started = std::time::Instant::now();
@@ -158,6 +187,7 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
             ));
             gate::Baseline {
                 provenance: Environment::capture(&worktree.path),
+                dispatch: dispatch.name().into(),
                 instructions: counts
                     .iter()
                     .map(|c| (c.id.clone(), c.instructions))
@@ -168,7 +198,7 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
         None => {
             let check = !opts.update_baseline && !committed.instructions.is_empty();
             if let Some(why) = check
-                .then(|| foreign(&committed.provenance, &provenance))
+                .then(|| foreign(&committed, &provenance, dispatch))
                 .flatten()
             {
                 let line = format!(
@@ -201,17 +231,25 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     }
     let rows = gate::compare(&baseline, &counts);
 
-    let trend = if opts.latency && opts.base.is_some() {
-        crate::stop::eprintln(
-            "latency trend: not measured with --base (the instruction counts are the gate)",
-        );
-        None
-    } else if opts.latency {
-        Some(latency::measure(opts)?)
-    } else {
-        None
+    let (trend, latency_base) = match (&worktree, opts.latency) {
+        (_, false) => (None, latency::Baseline::default()),
+        (Some(worktree), true) => match latency::measure_against(opts, &worktree.path, &target) {
+            Ok((base_trend, head_trend)) => (
+                Some(head_trend),
+                latency::Baseline::from_trend(&base_trend, baseline.provenance.clone()),
+            ),
+            Err(e) => {
+                crate::stop::eprintln(&format!(
+                    "warning: latency trend not measured against the base: {e:#}"
+                ));
+                (None, latency::Baseline::default())
+            }
+        },
+        (None, true) => (
+            Some(latency::measure(opts)?),
+            latency::Baseline::load(&opts.baseline_dir)?,
+        ),
     };
-    let latency_base = latency::Baseline::load(&opts.baseline_dir)?;
     let latency_rows = trend
         .as_ref()
         .map(|t| latency::compare(&latency_base, t, opts.latency_threshold_pct))
@@ -259,6 +297,7 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
 
     if opts.update_baseline {
         baseline.provenance = provenance.clone();
+        baseline.dispatch = dispatch.name().into();
         baseline.instructions = counts
             .iter()
             .map(|c| (c.id.clone(), c.instructions))

@@ -45,6 +45,7 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
             benches: &TIMED,
             args: &[],
             features: None,
+            env: &[],
             quick: args.quick,
             output: Output::Inherit,
             target_dir: None,
@@ -60,6 +61,8 @@ pub fn micro(args: MicroArgs) -> anyhow::Result<()> {
             Bench {
                 benches: &["instructions"],
                 args: &["--save-summary=json"],
+                // The path this CPU runs in production, not the gate's pin.
+                env: &[(crate::benchrun::dispatch::MODE_VAR, "native")],
                 ..timed
             }
             .run(&root)?;

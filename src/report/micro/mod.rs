@@ -284,7 +284,7 @@ pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<
 
     writeln!(
         md,
-        "\n## Instruction counts (`benches/instructions.rs`, Callgrind)\n"
+        "\n## Instruction counts (`benches/instructions.rs`, Callgrind, AWS-LC's native CPU dispatch)\n"
     )?;
     if data.instructions.is_empty() {
         writeln!(
