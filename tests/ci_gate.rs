@@ -4,7 +4,8 @@
 //!   only) once as is and once built with the `inject-slowdown` feature,
 //!   which adds work to every token verification;
 //! - base against head (`--base`): a git repository of this crate with a
-//!   commit that turns the slowdown on by default, and one that does not.
+//!   commit that compiles the slowdown in unconditionally (a code change,
+//!   the same features), and one that changes no code.
 //!
 //! It also refuses a committed baseline from another toolchain, and the
 //! instruction counts it gates on do not depend on which CPU features
@@ -164,8 +165,8 @@ fn git(dir: &Path, args: &[&str]) {
 }
 
 /// A git repository of this crate's tracked files with two more commits
-/// on top of the copy: `plain` (a README change) and `slow` (the
-/// slowdown turned on by default).
+/// on top of the copy: `plain` (a change that is not code) and `slow` (the
+/// slowdown's code compiled in unconditionally).
 fn repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let files = Command::new("git")
@@ -187,13 +188,15 @@ fn repository() -> tempfile::TempDir {
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-qm", "plain"]);
     git(repo, &["tag", "plain"]);
-    let manifest = std::fs::read_to_string(repo.join("Cargo.toml")).unwrap();
-    let slowed = manifest.replace(
-        "inject-slowdown = []",
-        "default = [\"inject-slowdown\"]\ninject-slowdown = []",
-    );
-    assert_ne!(manifest, slowed, "Cargo.toml declares inject-slowdown");
-    std::fs::write(repo.join("Cargo.toml"), slowed).unwrap();
+    // A change to the code, not to the features: the base and the head
+    // then build with the same flags into one target dir, and must still
+    // not take each other's build for their own.
+    for file in ["src/lib.rs", "src/token.rs"] {
+        let code = std::fs::read_to_string(repo.join(file)).unwrap();
+        let slowed = code.replace("cfg(feature = \"inject-slowdown\")", "cfg(all())");
+        assert_ne!(code, slowed, "{file} has the inject-slowdown code");
+        std::fs::write(repo.join(file), slowed).unwrap();
+    }
     git(repo, &["commit", "-qam", "slow"]);
     dir
 }

@@ -4,6 +4,13 @@
 //! once and only the crate itself is rebuilt), on the same machine — the
 //! counts compare two builds of one compiler on one CPU, whatever runner
 //! the job landed on.
+//!
+//! In the worktree the package is renamed `<name>-base` (its library keeps
+//! its name, so the benches compile unchanged). Cargo names a path
+//! package's outputs and fingerprints by its name and its path relative to
+//! the workspace, which are the same for both checkouts: without the
+//! rename, base and head would write the same files in the shared target
+//! dir, and each would take the other's build for its own.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,17 +73,43 @@ impl Worktree {
                 &commit,
             ],
         )?;
-        Ok(Self {
+        let worktree = Self {
             repo: repo.to_path_buf(),
             path,
             commit,
-        })
+        };
+        let manifest = worktree.path.join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", manifest.display()))?;
+        let renamed = own_package(&text)
+            .map_err(|e| anyhow::anyhow!("--base {rev}: {}: {e}", manifest.display()))?;
+        std::fs::write(&manifest, renamed)?;
+        Ok(worktree)
     }
 
     /// The commit, short.
     pub fn short(&self) -> &str {
         &self.commit[..self.commit.len().min(12)]
     }
+}
+
+/// The manifest `text` with its package renamed `<name>-base` and its
+/// library named as before.
+fn own_package(text: &str) -> anyhow::Result<String> {
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e| anyhow::anyhow!("not a Cargo manifest: {e}"))?;
+    let name = doc
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| anyhow::anyhow!("no [package] name"))?
+        .to_owned();
+    doc["package"]["name"] = toml_edit::value(format!("{name}-base"));
+    if doc.get("lib").and_then(|l| l.get("name")).is_none() {
+        doc["lib"]["name"] = toml_edit::value(name.replace('-', "_"));
+    }
+    Ok(doc.to_string())
 }
 
 impl Drop for Worktree {
@@ -90,5 +123,25 @@ impl Drop for Worktree {
                 &self.path.display().to_string(),
             ],
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_package;
+
+    #[test]
+    fn the_base_package_gets_a_name_of_its_own_and_keeps_its_library_name() {
+        let text = "[package]\nname = \"state-bench\"\nversion = \"0.1.0\"\n\n[dependencies]\nserde = \"1\"\n";
+        let doc: toml_edit::DocumentMut = own_package(text).unwrap().parse().unwrap();
+        assert_eq!(doc["package"]["name"].as_str(), Some("state-bench-base"));
+        assert_eq!(doc["lib"]["name"].as_str(), Some("state_bench"));
+        assert_eq!(doc["dependencies"]["serde"].as_str(), Some("1"));
+
+        let with_lib = "[package]\nname = \"a\"\n[lib]\nname = \"b\"\n";
+        let doc: toml_edit::DocumentMut = own_package(with_lib).unwrap().parse().unwrap();
+        assert_eq!(doc["lib"]["name"].as_str(), Some("b"));
+
+        assert!(own_package("[workspace]\n").is_err());
     }
 }
