@@ -162,11 +162,6 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     let target = crate::benchrun::target_dir(&opts.root);
     let committed = gate::Baseline::load(&opts.baseline_dir)?;
     let dispatch = crate::benchrun::dispatch::Dispatch::from_env();
-    crate::stop::eprintln(&format!(
-        "AWS-LC CPU dispatch: {} while counting ({}=native to count the native path)",
-        dispatch.name(),
-        crate::benchrun::dispatch::MODE_VAR
-    ));
     let worktree = match &opts.base {
         Some(rev) => Some(base::Worktree::add(&opts.root, rev, &target)?),
         None => None,
@@ -220,7 +215,10 @@ fn run_inner(opts: &Options) -> anyhow::Result<Verdict> {
     for (id, t) in &opts.thresholds_for {
         baseline.thresholds_pct.insert(id.clone(), *t);
     }
-    crate::stop::eprintln("instruction counts: cargo bench --bench instructions …");
+    crate::stop::eprintln(&format!(
+        "instruction counts (AWS-LC dispatch {}): cargo bench --bench instructions …",
+        dispatch.name()
+    ));
     let started = std::time::Instant::now();
     let counts = gate::measure(&opts.root, opts.cargo_features.as_deref(), &target)?;
     if opts.base.is_some() {
