@@ -35,10 +35,14 @@ pub struct LoadConfig {
     pub room_size: usize,
     /// Pause between one user's chat messages (ws-chat).
     pub chat_interval: Duration,
-    /// Absolute limits passed to goose (`--threshold`-style), if any.
+    /// A goose test plan (`users,time;users,time;…`) in place of `users`,
+    /// `increase_rate` and `run_time`.
+    pub test_plan: Option<String>,
+    /// More goose options, appended as they are (`--threshold` rules, or
+    /// anything after `--` on `statebench load`).
     pub extra_goose_args: Vec<String>,
-    /// Where goose writes its own report (`.html`, `.json` or `.md`).
-    pub report_file: Option<std::path::PathBuf>,
+    /// Where goose writes its own reports (`.html`, `.json` or `.md`).
+    pub report_files: Vec<std::path::PathBuf>,
 }
 
 impl LoadConfig {
@@ -58,36 +62,64 @@ impl LoadConfig {
             cart_items: 10,
             room_size: 4,
             chat_interval: Duration::from_millis(100),
+            test_plan: None,
             extra_goose_args: Vec::new(),
-            report_file: None,
+            report_files: Vec::new(),
+        }
+    }
+
+    fn plan_steps(&self) -> Option<Vec<(usize, Duration)>> {
+        plan_steps(self.test_plan.as_deref()?).ok()
+    }
+
+    /// The most users running at once.
+    pub fn peak_users(&self) -> usize {
+        match self.plan_steps() {
+            Some(steps) => steps.iter().map(|s| s.0).max().unwrap_or(0).max(1),
+            None => self.users,
+        }
+    }
+
+    /// How long the run is planned to take, ramp included.
+    pub fn planned(&self) -> Duration {
+        match self.plan_steps() {
+            Some(steps) => steps.iter().map(|s| s.1).sum(),
+            None => {
+                Duration::from_secs_f64(self.users as f64 / self.increase_rate.max(0.01))
+                    + self.run_time
+            }
         }
     }
 
     pub(crate) fn goose_args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--host",
-            &self.target,
-            "--users",
-            &self.users.to_string(),
-            "--increase-rate",
-            &self.increase_rate.to_string(),
-            "--run-time",
-            &format!("{}s", self.run_time.as_secs().max(1)),
-            "--quiet",
-            "--no-print-metrics",
-            "--no-error-summary",
-            "--no-telnet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = vec!["--host".into(), self.target.clone()];
+        match &self.test_plan {
+            Some(plan) => args.extend(["--test-plan".into(), plan.clone()]),
+            None => args.extend([
+                "--users".into(),
+                self.users.to_string(),
+                "--increase-rate".into(),
+                self.increase_rate.to_string(),
+                "--run-time".into(),
+                format!("{}s", self.run_time.as_secs().max(1)),
+            ]),
+        }
+        args.extend(
+            [
+                "--quiet",
+                "--no-print-metrics",
+                "--no-error-summary",
+                "--no-telnet",
+            ]
+            .map(String::from),
+        );
         if let Some(t) = self.throttle {
             args.extend(["--throttle-requests".into(), t.to_string()]);
         }
         if let Some(co) = &self.co_mitigation {
             args.extend(["--co-mitigation".into(), co.clone()]);
         }
-        if let Some(f) = &self.report_file {
+        for f in &self.report_files {
             args.extend(["--report-file".into(), f.display().to_string()]);
         }
         if !self.reset_metrics {
@@ -95,5 +127,68 @@ impl LoadConfig {
         }
         args.extend(self.extra_goose_args.iter().cloned());
         args
+    }
+}
+
+/// A goose test plan's steps (users, time), read as goose reads them:
+/// `users,time` steps separated by `;`, each time a goose time span (an
+/// empty one is 0). At least one step must start a user.
+pub fn plan_steps(plan: &str) -> Result<Vec<(usize, Duration)>, String> {
+    let mut steps = Vec::new();
+    for step in plan.split(';') {
+        let (users, time) = step
+            .split_once(',')
+            .ok_or_else(|| format!("step {step:?} is not users,time"))?;
+        let users: usize = users
+            .trim()
+            .parse()
+            .map_err(|_| format!("step {step:?}: {users:?} is not a number of users"))?;
+        let time = time.trim();
+        let secs = if time.is_empty() {
+            0
+        } else {
+            goose::util::parse_timespan(time)
+                .ok_or_else(|| format!("step {step:?}: {time:?} is not a time span"))?
+        };
+        steps.push((users, Duration::from_secs(secs as u64)));
+    }
+    if steps.iter().all(|s| s.0 == 0) {
+        return Err("no step starts a user".into());
+    }
+    Ok(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_plans_read_as_goose_reads_them() {
+        let steps = plan_steps("10,30s; 10 ,1m;0,").unwrap();
+        assert_eq!(
+            steps,
+            [
+                (10, Duration::from_secs(30)),
+                (10, Duration::from_secs(60)),
+                (0, Duration::ZERO)
+            ]
+        );
+        for bad in ["5", "x,1s", "5,1x", "0,1s", "5,1s;"] {
+            assert!(plan_steps(bad).is_err(), "{bad}");
+            assert_eq!(
+                bad.parse::<goose::test_plan::TestPlan>().is_err(),
+                plan_steps(bad).is_err(),
+                "goose agrees on {bad:?}"
+            );
+        }
+        for good in ["10,30s;10,1m;0,10s", "1,1h2m3s"] {
+            let goose: goose::test_plan::TestPlan = good.parse().unwrap();
+            let ours = plan_steps(good).unwrap();
+            let ms: Vec<(usize, usize)> = ours
+                .iter()
+                .map(|(u, t)| (*u, t.as_millis() as usize))
+                .collect();
+            assert_eq!(goose.steps, ms, "{good}");
+        }
     }
 }

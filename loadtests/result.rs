@@ -144,7 +144,7 @@ impl LoadResult {
             scenario: config.scenario.name().to_owned(),
             target: config.target.clone(),
             errors,
-            users: config.users,
+            users: config.peak_users(),
             duration_secs: metrics.duration as f64,
             requests,
             runs: 1,

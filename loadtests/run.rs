@@ -45,8 +45,7 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     let attack = GooseAttack::initialize_with_config(goose_config)
         .map_err(|e| anyhow::anyhow!("goose: {e}"))?
         .register_scenario((config.scenario.spec().build)(&shared));
-    let ramp = Duration::from_secs_f64(config.users as f64 / config.increase_rate.max(0.01));
-    let deadline = Instant::now() + ramp + config.run_time + OVERRUN;
+    let deadline = Instant::now() + config.planned() + OVERRUN;
     let watchdog = tokio::spawn(watch(Arc::clone(&shared), deadline));
     let outcome = attack.execute().await;
     watchdog.abort();
@@ -63,7 +62,7 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         if shared.refused.load(Ordering::Relaxed) {
             return Err(TargetError::Refused(config.target.clone()).into());
         }
-        return Err(TargetError::Silent(config.target.clone(), config.run_time.as_secs()).into());
+        return Err(TargetError::Silent(config.target.clone(), config.planned().as_secs()).into());
     }
     result.threshold_failures = failed
         .iter()

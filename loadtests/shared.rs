@@ -81,7 +81,7 @@ impl Shared {
             refused: AtomicBool::new(false),
             errors: Mutex::new(BTreeMap::new()),
             cancel: CancellationToken::new(),
-            backoff_ms: (0..config.users.max(1))
+            backoff_ms: (0..config.peak_users().max(1))
                 .map(|_| std::sync::atomic::AtomicU32::new(0))
                 .collect(),
         })

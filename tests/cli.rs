@@ -109,6 +109,8 @@ fn every_subcommand_documents_its_flags() {
                 "--co-mitigation",
                 "--cart-items",
                 "--save",
+                "--test-plan",
+                "--report-file",
             ][..],
         ),
         ("merge", &["--out"][..]),

@@ -28,9 +28,21 @@ pub struct LoadArgs {
     /// Users started per second; metrics are reset once all are running.
     #[arg(long, default_value_t = 100.0)]
     pub increase_rate: f64,
-    /// Seconds to measure (the run stops by itself).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub run_time: u64,
+    /// How long to measure, in goose's format: 30, 30s, 1m30s, 1h (the run
+    /// stops by itself).
+    #[arg(long, value_name = "TIME", default_value = "10s", value_parser = parse_time)]
+    pub run_time: Duration,
+    /// A goose test plan in place of --users, --increase-rate and
+    /// --run-time: `users,time` steps separated by `;`, each moving to that
+    /// many users over that time, e.g. "16,10s;16,30s;64,10s;64,30s;0,5s"
+    /// (a ramp with plateaus).
+    #[arg(long, value_name = "PLAN", value_parser = parse_plan,
+          conflicts_with_all = ["users", "increase_rate", "run_time"])]
+    pub test_plan: Option<String>,
+    /// Also write goose's own report here: .html, .json or .md by the
+    /// file's extension (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub report_file: Vec<PathBuf>,
     /// Cap on requests per second across all users (fixed-rate runs).
     #[arg(long, value_name = "RPS")]
     pub throttle: Option<usize>,
@@ -43,6 +55,31 @@ pub struct LoadArgs {
     /// Write the raw results (histograms included) to this JSON file.
     #[arg(long, value_name = "PATH")]
     pub save: Option<PathBuf>,
+    /// Goose options, after `--`, passed to goose as they are (for example
+    /// `-- --request-log requests.json`); `statebench goose` takes goose's
+    /// whole command line.
+    #[arg(last = true, value_name = "GOOSE OPTIONS")]
+    pub goose: Vec<String>,
+}
+
+/// A time span as goose reads one (`30`, `30s`, `1m30s`, `2h`), at least
+/// one second.
+pub(crate) fn parse_time(s: &str) -> Result<Duration, String> {
+    match goose::util::parse_timespan(s) {
+        Some(0) => Err("must be at least 1 second".into()),
+        Some(secs) => Ok(Duration::from_secs(secs as u64)),
+        None => Err(format!(
+            "{s:?} is not a time span: use seconds (30) or h/m/s units (30s, 1m30s, 2h)"
+        )),
+    }
+}
+
+/// A goose test plan, checked as goose checks it.
+fn parse_plan(s: &str) -> Result<String, String> {
+    crate::loadtests::config::plan_steps(s).map_err(|why| {
+        format!("{s:?} is not a test plan: {why} (write users,time steps separated by ;, e.g. \"10,30s;10,1m;0,10s\")")
+    })?;
+    Ok(s.to_owned())
 }
 
 #[derive(Debug, Args)]
@@ -59,7 +96,6 @@ pub struct MergeArgs {
 pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     use crate::loadtests::LoadConfig;
     anyhow::ensure!(args.users > 0, "--users must be at least 1");
-    anyhow::ensure!(args.run_time > 0, "--run-time must be at least 1 second");
     let mut local = None;
     let target = match &args.target {
         Some(t) => {
@@ -84,24 +120,38 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let config = LoadConfig {
         users: args.users,
         increase_rate: args.increase_rate,
-        run_time: Duration::from_secs(args.run_time),
+        run_time: args.run_time,
+        test_plan: args.test_plan.clone(),
         throttle: args.throttle,
         co_mitigation: args.co_mitigation.clone(),
         cart_items: args.cart_items,
+        report_files: args.report_file.clone(),
+        extra_goose_args: args.goose.clone(),
         ..LoadConfig::new(target, args.scenario)
     };
-    crate::stop::eprintln(&format!(
-        "running {} with {} users for {} s…",
-        args.scenario.name(),
-        args.users,
-        args.run_time
-    ));
+    crate::stop::eprintln(&match &args.test_plan {
+        Some(plan) => format!(
+            "running {} on the test plan {plan:?} (up to {} users, {} s)…",
+            args.scenario.name(),
+            config.peak_users(),
+            config.planned().as_secs()
+        ),
+        None => format!(
+            "running {} with {} users for {} s…",
+            args.scenario.name(),
+            args.users,
+            args.run_time.as_secs()
+        ),
+    });
     let result = crate::loadtests::run(&config).await?;
     drop(local);
     if let Some(r) = crate::stop::requested() {
         crate::stop::eprintln(&format!("stopped by {r}: the figures cover the run so far"));
     }
     crate::stop::print(&result.table());
+    for path in &args.report_file {
+        crate::stop::eprintln(&format!("goose wrote {}", path.display()));
+    }
     if let Some(path) = &args.save {
         let mut result = result;
         let root = std::env::current_dir()?;

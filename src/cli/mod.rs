@@ -1,10 +1,12 @@
 //! The `statebench` command line: [`Cli`] and its dispatch. Each command
 //! lives in a file of its own with its flags (documented for `--help`) next
-//! to its handler: `serve`, `load` (and `merge`), `compare`, `ci`, `micro`.
+//! to its handler: `serve`, `load` (and `merge`), `goose`, `compare`, `ci`,
+//! `micro`.
 //! The binary only calls [`main`].
 
 mod ci;
 mod compare;
+mod goose;
 mod load;
 mod micro;
 mod serve;
@@ -15,6 +17,7 @@ use clap::{Parser, Subcommand};
 
 pub use ci::CiArgs;
 pub use compare::CompareArgs;
+pub use goose::GooseArgs;
 pub use load::{LoadArgs, MergeArgs};
 pub use micro::MicroArgs;
 pub use serve::{Revocation, ServeArgs};
@@ -46,6 +49,9 @@ pub enum Command {
     Load(LoadArgs),
     /// Merge saved load results (from several load machines) exactly.
     Merge(MergeArgs),
+    /// Every load scenario in one goose attack, with goose's own command
+    /// line (--host, -u, -r, -t, --scenarios, --test-plan, --report-file, …).
+    Goose(GooseArgs),
 }
 
 /// Runs the command line; errors are printed as one line.
@@ -80,6 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Micro(args) => micro::micro(args),
         Command::Load(args) => runtime.block_on(load::load(args)),
         Command::Merge(args) => load::merge(args),
+        Command::Goose(args) => runtime.block_on(goose::goose(args)),
     };
     // Nothing started may outlive the command, whatever ended it.
     crate::stop::kill_children();

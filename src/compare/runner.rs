@@ -240,7 +240,7 @@ impl Runner {
         }
         if knobs.html_report {
             let name = format!("{}.html", cell.id.replace('/', "_"));
-            config.report_file = Some(self.dir.join("raw").join(name));
+            config.report_files = vec![self.dir.join("raw").join(name)];
         }
         let mut cell = self.measure(cell, config, &servers, proxy.as_ref()).await?;
         if proxy.is_some() {
