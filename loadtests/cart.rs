@@ -9,7 +9,7 @@ use std::sync::Arc;
 use goose::prelude::*;
 
 use super::http::State;
-use super::{Shared, Spec, authorized_get, broken, login, send, tx};
+use super::{Shared, Spec, authorized_get, broken, login, send, setup_login, tx};
 use crate::server::Arch;
 
 /// What this scenario is (see [`super::Spec`]).
@@ -38,7 +38,7 @@ pub fn scenario(shared: &Arc<Shared>) -> Scenario {
 }
 
 async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    login(user, shared).await?;
+    setup_login(user, shared).await?;
     Ok(())
 }
 

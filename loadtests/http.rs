@@ -220,6 +220,18 @@ pub(crate) async fn login(
     Ok(got_token)
 }
 
+/// A user's first login, before its loop: [`login`], also timed into the
+/// run's setup figures (goose drops it when it resets its metrics).
+pub(crate) async fn setup_login(
+    user: &mut GooseUser,
+    shared: &Shared,
+) -> Result<bool, Box<TransactionError>> {
+    let started = std::time::Instant::now();
+    let outcome = login(user, shared).await;
+    shared.record_setup("POST login", started.elapsed(), outcome.is_ok(), None);
+    outcome
+}
+
 /// `GET path` with the user's credential, recorded under `name`. A 403
 /// means the session is gone (another replica, or a lost one): the user
 /// logs in again and the loss is counted.

@@ -53,7 +53,9 @@ use crate::server::Arch;
 pub use balance::{Affinity, Balancer, Policy};
 pub use config::LoadConfig;
 pub use http::USER_HEADER;
-pub(crate) use http::{answered, authorized_get, back_off, broken, login, send, stopped};
+pub(crate) use http::{
+    answered, authorized_get, back_off, broken, login, send, setup_login, stopped,
+};
 pub use result::LoadResult;
 pub use run::{TargetError, run, run_shared};
 pub use shared::Shared;

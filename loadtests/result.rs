@@ -44,6 +44,23 @@ impl RequestStats {
         self.histogram_us.keys().next_back().copied()
     }
 
+    /// Adds one sample taken outside goose (a setup request).
+    pub fn record(&mut self, us: u64, ok: bool, status: Option<u16>) {
+        let empty = self.count() == 0;
+        if ok {
+            self.successes += 1;
+        } else {
+            self.failures += 1;
+        }
+        if let Some(code) = status {
+            *self.status_codes.entry(code).or_default() += 1;
+        }
+        *self.histogram_us.entry(us).or_default() += 1;
+        self.min_us = if empty { us } else { self.min_us.min(us) };
+        self.max_us = self.max_us.max(us);
+        self.total_us += us;
+    }
+
     pub fn merge(&mut self, other: &RequestStats) {
         let empty = self.count() == 0;
         self.successes += other.successes;
@@ -74,6 +91,11 @@ pub struct LoadResult {
     pub duration_secs: f64,
     /// Keyed by `METHOD name`, e.g. `GET profile`.
     pub requests: BTreeMap<String, RequestStats>,
+    /// What each user did once before its loop (`POST login`, `WS
+    /// connect`), timed by statebench: goose drops these when it resets
+    /// its metrics after the ramp. Same keys and histograms as `requests`.
+    #[serde(default)]
+    pub setup: BTreeMap<String, RequestStats>,
     /// How many runs were merged into this one.
     pub runs: usize,
     /// Users that logged in again because their session was gone.
@@ -163,6 +185,9 @@ impl LoadResult {
         for (k, v) in &other.requests {
             self.requests.entry(k.clone()).or_default().merge(v);
         }
+        for (k, v) in &other.setup {
+            self.setup.entry(k.clone()).or_default().merge(v);
+        }
         self.runs += other.runs;
         self.sessions_lost += other.sessions_lost;
         if self.routed.len() < other.routed.len() {
@@ -246,19 +271,15 @@ impl LoadResult {
             "max µs"
         );
         for (name, r) in &self.requests {
-            let q = |x| r.quantile_us(x).map_or("-".into(), |v| v.to_string());
-            out.push_str(&format!(
-                "{:<18} {:>9} {:>7} {:>9.0} {:>8} {:>8} {:>8} {:>9} {:>9}\n",
-                name,
-                r.count(),
-                r.failures,
-                r.count() as f64 / self.duration_secs.max(1.0),
-                q(0.5),
-                q(0.9),
-                q(0.99),
-                q(0.999),
-                r.max_us
-            ));
+            out.push_str(&row(name, r, Some(self.duration_secs)));
+        }
+        if !self.setup.is_empty() {
+            out.push_str(
+                "setup (logins and connects before each user's loop, not in the rows above):\n",
+            );
+            for (name, r) in &self.setup {
+                out.push_str(&row(name, r, None));
+            }
         }
         if !self.errors.is_empty() {
             let kinds: Vec<String> = self
@@ -276,6 +297,26 @@ impl LoadResult {
     pub fn errors_total(&self) -> u64 {
         self.errors.values().sum()
     }
+}
+
+/// One line of [`LoadResult::table`]; a rate only over a measured time.
+fn row(name: &str, r: &RequestStats, secs: Option<f64>) -> String {
+    let q = |x| r.quantile_us(x).map_or("-".into(), |v| v.to_string());
+    let rate = secs.map_or("-".into(), |s| {
+        format!("{:.0}", r.count() as f64 / s.max(1.0))
+    });
+    format!(
+        "{:<18} {:>9} {:>7} {:>9} {:>8} {:>8} {:>8} {:>9} {:>9}\n",
+        name,
+        r.count(),
+        r.failures,
+        rate,
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        r.max_us
+    )
 }
 
 #[cfg(test)]
@@ -309,6 +350,29 @@ mod tests {
         for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
             assert_eq!(merged.quantile_us(q), whole.quantile_us(q));
         }
+    }
+
+    #[test]
+    fn recorded_samples_equal_a_histogram_of_them() {
+        let samples = [300, 120, 120, 4_000];
+        let mut recorded = RequestStats::default();
+        for s in samples {
+            recorded.record(s, true, None);
+        }
+        assert_eq!(recorded, stats(&samples));
+    }
+
+    #[test]
+    fn setup_merges_like_the_measured_requests() {
+        let one = |us: &[u64]| LoadResult {
+            setup: [("POST login".to_string(), stats(us))].into(),
+            runs: 1,
+            ..LoadResult::default()
+        };
+        let mut merged = one(&[100, 200]);
+        merged.merge(&one(&[300]));
+        assert_eq!(merged.setup["POST login"], stats(&[100, 200, 300]));
+        assert!(merged.table().contains("setup (logins and connects"));
     }
 
     #[test]

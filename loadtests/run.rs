@@ -75,6 +75,9 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     if config.scenario == ScenarioKind::WsChat {
         shared.chat.add_to(&mut result);
     }
+    if let Ok(setup) = shared.setup.lock() {
+        result.setup = setup.clone();
+    }
     if let Ok(errors) = shared.errors.lock() {
         for (kind, n) in errors.iter() {
             *result.errors.entry(kind.clone()).or_default() += n;

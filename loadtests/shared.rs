@@ -10,6 +10,7 @@ use goose::prelude::*;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{State, broken};
+use super::result::RequestStats;
 use super::{Balancer, LoadConfig, ws_chat};
 
 /// What every user of one run shares: the balancer and the counters that
@@ -53,6 +54,10 @@ pub struct Shared {
     /// 0: none), by user index. Kept here, not in goose's session data,
     /// which holds one value per user and belongs to the scenario.
     pub(crate) backoff_ms: Vec<std::sync::atomic::AtomicU32>,
+    /// Setup requests (a user's first login, WebSocket connects), timed
+    /// here because goose drops them when it resets its metrics. One
+    /// sample per user start, so the map stays small.
+    pub setup: Mutex<BTreeMap<String, RequestStats>>,
 }
 
 impl Shared {
@@ -84,6 +89,7 @@ impl Shared {
             backoff_ms: (0..config.peak_users().max(1))
                 .map(|_| std::sync::atomic::AtomicU32::new(0))
                 .collect(),
+            setup: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -96,6 +102,24 @@ impl Shared {
                     e.insert(kind.to_owned(), 1);
                 }
             }
+        }
+    }
+
+    /// Records one setup request (`POST login`, `WS connect`) that took
+    /// `elapsed`.
+    pub(crate) fn record_setup(
+        &self,
+        name: &str,
+        elapsed: Duration,
+        ok: bool,
+        status: Option<u16>,
+    ) {
+        if let Ok(mut setup) = self.setup.lock() {
+            setup.entry(name.to_owned()).or_default().record(
+                elapsed.as_micros() as u64,
+                ok,
+                status,
+            );
         }
     }
 

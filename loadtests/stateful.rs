@@ -7,7 +7,7 @@ use std::sync::Arc;
 use goose::prelude::*;
 
 use super::stateless::profile;
-use super::{Shared, Spec, broken, login, tx};
+use super::{Shared, Spec, broken, setup_login, tx};
 use crate::server::Arch;
 
 /// What this scenario is (see [`super::Spec`]).
@@ -28,7 +28,7 @@ pub fn scenario(shared: &Arc<Shared>) -> Scenario {
 }
 
 async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    if login(user, shared).await? {
+    if setup_login(user, shared).await? {
         return Err(broken(
             "stateful scenario: login returned a token, not a session cookie",
         ));

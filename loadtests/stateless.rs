@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use goose::prelude::*;
 
-use super::{Shared, Spec, authorized_get, broken, login, tx};
+use super::{Shared, Spec, authorized_get, broken, setup_login, tx};
 use crate::server::Arch;
 
 /// What this scenario is (see [`super::Spec`]).
@@ -26,7 +26,7 @@ pub fn scenario(shared: &Arc<Shared>) -> Scenario {
 }
 
 async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
-    if !login(user, shared).await? {
+    if !setup_login(user, shared).await? {
         return Err(broken("stateless scenario: login returned no token"));
     }
     Ok(())

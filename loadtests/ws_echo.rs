@@ -130,6 +130,12 @@ pub(crate) async fn open(
         Ok(_) => Ok(()),
         Err(e) => Err(WsFailure::from_ws(&format!("ws connect to {url}"), e)),
     };
+    shared.record_setup(
+        "WS connect",
+        started.elapsed(),
+        outcome.is_ok(),
+        outcome.is_ok().then_some(101),
+    );
     record(
         user,
         shared,

@@ -30,6 +30,25 @@ async fn check(app: axum::Router, scenario: ScenarioKind, expect: &[&str]) {
         );
         assert!(r.quantile_us(0.5).is_some());
     }
+    // Each user's setup request, kept although goose resets its metrics
+    // after the ramp: one per user, timed.
+    let setup = match scenario {
+        ScenarioKind::Healthz | ScenarioKind::LoginStorm => None,
+        ScenarioKind::WsEcho | ScenarioKind::WsChat => Some("WS connect"),
+        _ => Some("POST login"),
+    };
+    if let Some(name) = setup {
+        let r = result
+            .setup
+            .get(name)
+            .unwrap_or_else(|| panic!("no setup {name} in {}", result.table()));
+        assert_eq!(r.count(), config.users as u64, "{}", result.table());
+        assert_eq!(r.failures, 0);
+        assert!(r.quantile_us(0.5).is_some_and(|us| us > 0));
+        assert!(result.table().contains("setup (logins and connects"));
+    } else {
+        assert!(result.setup.is_empty(), "{:?}", result.setup.keys());
+    }
     common::shutdown(server).await;
 }
 

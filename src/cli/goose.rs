@@ -5,7 +5,6 @@
 //! it whole. The few options only statebench has carry an `--sb-` prefix,
 //! which no goose option uses, and can come from the environment instead.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -128,7 +127,7 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
     for kind in ScenarioKind::ALL {
         attack = attack.register_scenario((kind.spec().build)(&shared));
     }
-    let stopper = tokio::spawn(stop_goose_on_request(Arc::clone(&shared)));
+    let stopper = tokio::spawn(stop_goose_on_request());
     let outcome = attack.execute().await;
     stopper.abort();
     shared.cancel.cancel();
@@ -147,12 +146,12 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
 }
 
 /// A stop (Ctrl-C, SIGTERM, a closed terminal) ends the attack the way
-/// goose ends one: its killswitch, tripped until the attack is over.
-async fn stop_goose_on_request(shared: Arc<Shared>) {
+/// goose ends one: its killswitch, tripped until the attack is over. Users
+/// finish the request they are in, as under goose's own Ctrl-C.
+async fn stop_goose_on_request() {
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
         if let Some(r) = crate::stop::requested() {
-            shared.cancel.cancel();
             goose::trigger_killswitch(&format!("stopped by {r}"));
         }
     }
