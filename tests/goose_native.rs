@@ -94,6 +94,15 @@ fn scenarios_list_names_every_registered_scenario() {
 }
 
 #[test]
+fn goose_without_a_server_to_load_says_so_in_one_line() {
+    let (code, out, err) = run(&tag(), &["goose", "-u", "1", "-t", "1s"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("--host"), "{err}");
+}
+
+#[test]
 fn goose_help_shows_goose_options_ours_and_the_scenarios() {
     let (code, out, _) = run(&tag(), &["goose", "--help"]);
     assert_eq!(code, 0);

@@ -93,6 +93,10 @@ pub struct GooseArgs {
 const SLOTS: usize = 1024;
 
 pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.goose.host.is_some() || !args.replicas.is_empty() || args.goose.scenarios_list,
+        "give the server to load with --host URL (or several with --sb-replicas URL,URL)"
+    );
     for url in args.goose.host.iter().chain(&args.replicas) {
         anyhow::ensure!(
             url.starts_with("http://") || url.starts_with("https://"),
@@ -122,8 +126,8 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
     if goose_config.host.is_none() && !target.is_empty() {
         goose_config.host = Some(target);
     }
-    let mut attack = GooseAttack::initialize_with_config(goose_config)
-        .map_err(|e| anyhow::anyhow!("goose: {e}"))?;
+    let mut attack =
+        GooseAttack::initialize_with_config(goose_config).map_err(|e| goose_error(&e))?;
     for kind in ScenarioKind::ALL {
         attack = attack.register_scenario((kind.spec().build)(&shared));
     }
@@ -141,7 +145,17 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
                 .collect::<Vec<_>>()
                 .join("; ")
         )),
-        Err(e) => Err(anyhow::anyhow!("goose: {e}")),
+        Err(e) => Err(goose_error(&e)),
+    }
+}
+
+/// goose's error in one line, with the option and the reason it gives.
+fn goose_error(e: &GooseError) -> anyhow::Error {
+    match e {
+        GooseError::InvalidOption { option, detail, .. } if !detail.is_empty() => {
+            anyhow::anyhow!("goose: {option}: {}", detail.trim_end_matches('.'))
+        }
+        other => anyhow::anyhow!("goose: {other}"),
     }
 }
 
