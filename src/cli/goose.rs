@@ -106,7 +106,7 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
     let target = match (&args.goose.host, args.replicas.first()) {
         (Some(host), _) => host.trim_end_matches('/').to_owned(),
         (None, Some(first)) => first.trim_end_matches('/').to_owned(),
-        // goose says what it needs, as it does for any load test.
+        // Only with --scenarios-list, which loads nothing.
         (None, None) => String::new(),
     };
     let config = LoadConfig {
