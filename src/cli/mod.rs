@@ -109,3 +109,26 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// No two options of a subcommand share a name, goose's flattened ones
+    /// and statebench's `--sb-` ones included (clap checks this only in
+    /// debug builds; the tests run in release).
+    #[test]
+    fn no_two_options_share_a_name() {
+        let cli = <super::Cli as clap::CommandFactory>::command();
+        for sub in cli.get_subcommands() {
+            let mut longs = std::collections::HashSet::new();
+            let mut shorts = std::collections::HashSet::new();
+            for arg in sub.get_arguments() {
+                if let Some(long) = arg.get_long() {
+                    assert!(longs.insert(long), "--{long} twice in {}", sub.get_name());
+                }
+                if let Some(short) = arg.get_short() {
+                    assert!(shorts.insert(short), "-{short} twice in {}", sub.get_name());
+                }
+            }
+        }
+    }
+}
