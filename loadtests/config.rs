@@ -130,6 +130,15 @@ impl LoadConfig {
     }
 }
 
+/// A server's base URL as a run is pointed at it: http(s), without a
+/// trailing slash.
+pub fn base_url(url: &str) -> Result<String, String> {
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!("{url:?} is not an http:// URL"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
 /// A goose test plan's steps (users, time), read as goose reads them:
 /// `users,time` steps separated by `;`, each time a goose time span (an
 /// empty one is 0). At least one step must start a user.

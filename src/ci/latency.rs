@@ -54,6 +54,18 @@ pub struct Trend {
     pub threshold_failures: Vec<String>,
 }
 
+impl Trend {
+    /// An empty trend of these (figure, calibration) pairs.
+    fn calibrated<'a>(pairs: impl Iterator<Item = &'a (&'static str, &'static str)>) -> Self {
+        Self {
+            calibration: pairs
+                .map(|(id, cal)| ((*id).into(), (*cal).into()))
+                .collect(),
+            ..Self::default()
+        }
+    }
+}
+
 /// `results/baseline/latency.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Baseline {
@@ -83,10 +95,7 @@ impl Baseline {
 
 /// Measures the pinned set `opts.repeats` times, interleaved.
 pub fn measure(opts: &Options) -> anyhow::Result<Trend> {
-    let mut t = Trend::default();
-    for (id, cal) in CRITERION_PAIRS.iter().chain(LOAD_PAIRS.iter()) {
-        t.calibration.insert((*id).into(), (*cal).into());
-    }
+    let mut t = Trend::calibrated(CRITERION_PAIRS.iter().chain(LOAD_PAIRS.iter()));
     let target = crate::benchrun::target_dir(&opts.root);
     let runtime = tokio::runtime::Runtime::new()?;
     let repeats = opts.repeats.max(1);
@@ -122,12 +131,8 @@ pub fn measure_against(
     base_root: &Path,
     target: &Path,
 ) -> anyhow::Result<(Trend, Trend)> {
-    let mut base = Trend::default();
-    let mut head = Trend::default();
-    for (id, cal) in CRITERION_PAIRS {
-        base.calibration.insert(id.into(), cal.into());
-        head.calibration.insert(id.into(), cal.into());
-    }
+    let mut base = Trend::calibrated(CRITERION_PAIRS.iter());
+    let mut head = Trend::calibrated(CRITERION_PAIRS.iter());
     let repeats = opts.repeats.max(1);
     for r in 0..repeats {
         crate::stop::eprintln(&format!(

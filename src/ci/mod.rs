@@ -13,12 +13,12 @@
 //!   same run (base and head built by one toolchain, counted on one CPU),
 //!   instead of the committed baseline; the trend's criterion ids run for
 //!   base and head in turn (A/B/A/B).
+//! - [`export`]: Bencher Metric Format, github-action-benchmark JSON and a
+//!   markdown summary.
 //!
 //! The counts run with AWS-LC's CPU dispatch pinned to one path
 //! ([`crate::benchrun::dispatch`]), so that they do not depend on which
 //! CPU the runner has.
-//! - [`export`]: Bencher Metric Format, github-action-benchmark JSON and a
-//!   markdown summary.
 //!
 //! A committed baseline holds only on the machine it was made on: the
 //! gate refuses one made with another rustc or another set of CPU features

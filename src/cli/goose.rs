@@ -97,24 +97,26 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
         args.goose.host.is_some() || !args.replicas.is_empty() || args.goose.scenarios_list,
         "give the server to load with --host URL (or several with --sb-replicas URL,URL)"
     );
-    for url in args.goose.host.iter().chain(&args.replicas) {
-        anyhow::ensure!(
-            url.starts_with("http://") || url.starts_with("https://"),
-            "{url:?} is not an http:// URL"
-        );
-    }
-    let target = match (&args.goose.host, args.replicas.first()) {
-        (Some(host), _) => host.trim_end_matches('/').to_owned(),
-        (None, Some(first)) => first.trim_end_matches('/').to_owned(),
-        // Only with --scenarios-list, which loads nothing.
-        (None, None) => String::new(),
-    };
+    let base_url = crate::loadtests::config::base_url;
+    let replicas = args
+        .replicas
+        .iter()
+        .map(|u| base_url(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("--sb-replicas: {e}"))?;
+    let host = args
+        .goose
+        .host
+        .as_deref()
+        .map(base_url)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--host: {e}"))?;
+    // Empty only with --scenarios-list, which loads nothing.
+    let target = host
+        .or_else(|| replicas.first().cloned())
+        .unwrap_or_default();
     let config = LoadConfig {
-        replicas: args
-            .replicas
-            .iter()
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .collect(),
+        replicas,
         policy: args.policy,
         users: args.goose.users.unwrap_or(SLOTS),
         cart_items: args.cart_items,

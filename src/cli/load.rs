@@ -99,11 +99,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let mut local = None;
     let target = match &args.target {
         Some(t) => {
-            anyhow::ensure!(
-                t.starts_with("http://") || t.starts_with("https://"),
-                "--target must be an http:// URL, not {t:?}"
-            );
-            t.trim_end_matches('/').to_owned()
+            crate::loadtests::config::base_url(t).map_err(|e| anyhow::anyhow!("--target: {e}"))?
         }
         None => {
             let arch = args.arch.unwrap_or(args.scenario.spec().arch);

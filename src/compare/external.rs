@@ -25,10 +25,7 @@ pub fn parse_target(s: &str) -> Result<(Arch, String), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))?;
     let kind = Arch::parse(name)?;
-    if !url.starts_with("http://") && !url.starts_with("https://") {
-        return Err(format!("{url:?} is not an http:// URL"));
-    }
-    Ok((kind, url.trim_end_matches('/').to_owned()))
+    Ok((kind, crate::loadtests::config::base_url(url)?))
 }
 
 /// `--target-pid NAME=PID`.
