@@ -1,24 +1,33 @@
 //! Token signing and verification, per algorithm and claims size, beside
-//! the HMAC floor: the same signing input through aws-lc-rs directly (key
-//! built once), and a minimal full verify (split, MAC check, base64 and
-//! serde of the claims, exp check).
+//! their floors: the same signing input through aws-lc-rs directly (key
+//! built once), and a minimal full verify (split, signature check with a
+//! key prepared once, base64 and serde of the claims, exp check) — no
+//! header, no other rule.
 //!
-//! Ids: `token/sign/<alg>/<claims>`, `token/verify/<alg>/<claims>` with
-//! claims `cart-0` (the default user), `cart-10`, `cart-100`; floors as
-//! `hmac-floor`; plus `token/verify/HS256/at-cap` (a token just under the
-//! 8 KiB cap), `token/verify/HS256/tampered` and `token/verify/HS256/oversize`
-//! (what a forged or oversize token costs the server to refuse).
+//! Ids: `token/sign/<alg>/<claims>`, `token/verify/<alg>/<claims>` (the
+//! server's verifier) and `token/verify-jsonwebtoken/<alg>/<claims>`
+//! (`jsonwebtoken::decode` with the same rules, as most services call it),
+//! with claims `cart-0` (the default user), `cart-10`, `cart-100`; floors as
+//! `token/verify/<floor>/<claims>` with `hmac-floor` (HS256),
+//! `rs256-floor`, `es256-floor` and `eddsa-floor`; plus
+//! `token/verify/HS256/at-cap` (a token just under the 8 KiB cap),
+//! `token/verify/HS256/tampered` and `token/verify/HS256/oversize` (what a
+//! forged or oversize token costs the server to refuse).
 
 mod support;
 
 use std::hint::black_box;
 
 use aws_lc_rs::hmac;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
+    VerificationAlgorithm,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{BenchmarkId, Criterion};
 use statebench::clock::{Clock, SystemClock};
-use statebench::keys::{KeyPair, TokenAlg};
+use statebench::keys::{KeyPair, TokenAlg, generate_pem};
 use statebench::model::User;
 use statebench::token::{Claims, MAX_TOKEN_LEN, TokenError, TokenService};
 use statebench::workload::{CART_SIZES, cart};
@@ -31,20 +40,50 @@ fn claims(items: usize) -> Claims {
     c
 }
 
-fn service(alg: TokenAlg) -> TokenService {
-    let keys = if alg.is_hmac() {
-        KeyPair::from_secret(alg, SECRET).unwrap()
-    } else {
-        KeyPair::generate(alg).unwrap()
+/// The service under test, and the floor's key for the same key pair.
+fn service(alg: TokenAlg) -> (TokenService, Option<Floor>) {
+    if alg.is_hmac() {
+        let svc = TokenService::new(KeyPair::from_secret(alg, SECRET).unwrap(), 3600, 0);
+        let floor = (alg == TokenAlg::HS256)
+            .then(|| Floor::Hmac(hmac::Key::new(hmac::HMAC_SHA256, SECRET)));
+        return (svc, floor);
+    }
+    let (private, public) = generate_pem(alg).unwrap();
+    let keys = KeyPair::from_pem(alg, private.as_bytes(), public.as_bytes()).unwrap();
+    let verification: &'static dyn VerificationAlgorithm = match alg {
+        TokenAlg::RS256 => &RSA_PKCS1_2048_8192_SHA256,
+        TokenAlg::ES256 => &ECDSA_P256_SHA256_FIXED,
+        _ => &ED25519,
     };
-    TokenService::new(keys, 3600, 0)
+    let key =
+        ParsedPublicKey::new(verification, keys.decoding.try_get_as_bytes().unwrap()).unwrap();
+    (TokenService::new(keys, 3600, 0), Some(Floor::Public(key)))
 }
 
-/// The minimal full HS256 verify: what any correct verifier must do.
-fn floor_verify(token: &str, key: &hmac::Key, now: u64) -> Option<Claims> {
+/// A verify floor's key, prepared once (inline, as the server keeps its own).
+#[allow(clippy::large_enum_variant)]
+enum Floor {
+    Hmac(hmac::Key),
+    Public(ParsedPublicKey),
+}
+
+impl Floor {
+    fn name(&self, alg: TokenAlg) -> String {
+        match self {
+            Floor::Hmac(_) => "hmac-floor".into(),
+            Floor::Public(_) => format!("{}-floor", alg.name().to_lowercase()),
+        }
+    }
+}
+
+/// The minimal full verify: what any correct verifier must do.
+fn floor_verify(token: &str, key: &Floor, now: u64) -> Option<Claims> {
     let (signing_input, sig) = token.rsplit_once('.')?;
     let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-    hmac::verify(key, signing_input.as_bytes(), &sig).ok()?;
+    match key {
+        Floor::Hmac(key) => hmac::verify(key, signing_input.as_bytes(), &sig).ok()?,
+        Floor::Public(key) => key.verify_sig(signing_input.as_bytes(), &sig).ok()?,
+    }
     let (_, payload) = signing_input.split_once('.')?;
     let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
     (claims.exp >= now).then_some(claims)
@@ -60,13 +99,14 @@ fn benches(c: &mut Criterion) {
     let now = SystemClock.now_secs();
     let key = hmac::Key::new(hmac::HMAC_SHA256, SECRET);
     for alg in TokenAlg::ALL {
-        let svc = service(alg);
+        let (svc, floor) = service(alg);
         for items in CART_SIZES {
             let claims = claims(items);
             let label = format!("cart-{items}");
             let token = svc.sign(&claims).unwrap();
             // Checked once before timing.
             assert_eq!(svc.verify(&token).unwrap(), claims, "{alg:?} {label}");
+            assert_eq!(svc.verify_reference(&token).unwrap(), claims);
             sizes.push(
                 serde_json::json!({"alg": alg.name(), "claims": label, "token_bytes": token.len()}),
             );
@@ -79,26 +119,32 @@ fn benches(c: &mut Criterion) {
                 .bench_function(BenchmarkId::new(alg.name(), &label), |b| {
                     b.iter(|| black_box(svc.verify(black_box(&token)).unwrap()))
                 });
+            c.benchmark_group("token/verify-jsonwebtoken")
+                .bench_function(BenchmarkId::new(alg.name(), &label), |b| {
+                    b.iter(|| black_box(svc.verify_reference(black_box(&token)).unwrap()))
+                });
             if alg == TokenAlg::HS256 {
                 let (signing_input, _) = token.rsplit_once('.').unwrap();
                 assert_eq!(
                     format!("{signing_input}.{}", floor_sign(signing_input, &key)),
                     token
                 );
-                assert_eq!(floor_verify(&token, &key, now), Some(claims.clone()));
                 c.benchmark_group("token/sign")
                     .bench_function(BenchmarkId::new("hmac-floor", &label), |b| {
                         b.iter(|| black_box(floor_sign(black_box(signing_input), &key)))
                     });
+            }
+            if let Some(floor) = &floor {
+                assert_eq!(floor_verify(&token, floor, now), Some(claims.clone()));
                 c.benchmark_group("token/verify")
-                    .bench_function(BenchmarkId::new("hmac-floor", &label), |b| {
-                        b.iter(|| black_box(floor_verify(black_box(&token), &key, now).unwrap()))
+                    .bench_function(BenchmarkId::new(floor.name(alg), &label), |b| {
+                        b.iter(|| black_box(floor_verify(black_box(&token), floor, now).unwrap()))
                     });
             }
         }
     }
 
-    let svc = service(TokenAlg::HS256);
+    let (svc, _) = service(TokenAlg::HS256);
     // The largest token the server still accepts.
     let mut big = claims(0);
     let mut n = 0;

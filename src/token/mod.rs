@@ -5,12 +5,19 @@
 //! algorithm is refused before any key is used). On top of `jsonwebtoken`'s
 //! checks it caps the token size before decoding and refuses any `crit` header
 //! (RFC 7515 §4.1.11: we understand no extension, so every listed one is
-//! unknown). Keys come from [`crate::keys`].
+//! unknown). Keys come from [`crate::keys`]. Verification goes through
+//! [`verifier::Verifier`], which applies `jsonwebtoken::decode`'s rules with
+//! the key prepared once; `jsonwebtoken::decode` itself stays available as
+//! [`TokenService::verify_reference`].
+
+pub mod verifier;
 
 use compact_str::CompactString;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use serde::de::DeserializeOwned;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+
+pub use verifier::Rejection;
+use verifier::Verifier;
 
 use crate::keys::KeyPair;
 use crate::model::{Cart, User};
@@ -93,15 +100,22 @@ pub enum TokenError {
     Sign(String),
 }
 
-impl From<jsonwebtoken::errors::Error> for TokenError {
-    fn from(e: jsonwebtoken::errors::Error) -> Self {
-        use jsonwebtoken::errors::ErrorKind as K;
-        match e.kind() {
-            K::ExpiredSignature => Self::Expired,
-            K::ImmatureSignature => Self::NotYetValid,
-            K::InvalidAlgorithm | K::InvalidAlgorithmName => Self::Algorithm,
-            K::InvalidSignature => Self::Signature,
-            _ => Self::Malformed,
+impl From<Rejection> for TokenError {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::TooLarge => Self::TooLarge,
+            Rejection::CriticalHeader => Self::CriticalHeader,
+            Rejection::Expired => Self::Expired,
+            Rejection::NotYetValid => Self::NotYetValid,
+            Rejection::Algorithm => Self::Algorithm,
+            Rejection::Signature => Self::Signature,
+            Rejection::Shape
+            | Rejection::Base64
+            | Rejection::Json
+            | Rejection::Audience
+            | Rejection::MissingClaim
+            | Rejection::ClaimFormat
+            | Rejection::Other => Self::Malformed,
         }
     }
 }
@@ -110,8 +124,7 @@ impl From<jsonwebtoken::errors::Error> for TokenError {
 pub struct TokenService {
     header: Header,
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    verifier: Verifier,
     ttl_secs: u64,
 }
 
@@ -126,27 +139,60 @@ impl std::fmt::Debug for TokenService {
 
 impl TokenService {
     /// `leeway_secs` widens the `exp`/`nbf` checks for clock skew.
+    ///
+    /// # Panics
+    /// When the key pair cannot sign and verify (keys from
+    /// [`KeyPair`]'s constructors always can).
     pub fn new(keys: KeyPair, ttl_secs: u64, leeway_secs: u64) -> Self {
         let alg = keys.algorithm;
+        let header = Header::new(alg);
+        // The header segment every token signed here starts with.
+        let probe = Claims {
+            sub: "0".into(),
+            name: "".into(),
+            iat: 0,
+            exp: 0,
+            nbf: None,
+            jti: None,
+            cart: Cart::default(),
+        };
+        let own_header = jsonwebtoken::encode(&header, &probe, &keys.encoding)
+            .expect("the key pair signs")
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let verifier = Verifier::new(
+            alg,
+            keys.decoding,
+            Self::validation(alg, leeway_secs),
+            &own_header,
+        )
+        .expect("the key pair verifies");
+        Self {
+            header,
+            encoding: keys.encoding,
+            verifier,
+            ttl_secs,
+        }
+    }
+
+    fn validation(alg: Algorithm, leeway_secs: u64) -> Validation {
         let mut validation = Validation::new(alg);
         validation.algorithms = vec![alg];
         validation.leeway = leeway_secs;
         validation.validate_exp = true;
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self {
-            header: Header::new(alg),
-            encoding: keys.encoding,
-            decoding: keys.decoding,
-            validation,
-            ttl_secs,
-        }
+        validation
     }
 
     /// Turns off `exp` checking (for verifying published examples).
     pub fn without_expiry_check(mut self) -> Self {
-        self.validation.validate_exp = false;
-        self.validation.required_spec_claims.clear();
+        let mut validation = self.verifier.validation().clone();
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        self.verifier.set_validation(validation);
         self
     }
 
@@ -163,23 +209,26 @@ impl TokenService {
             .map_err(|e| TokenError::Sign(e.to_string()))
     }
 
-    /// Verifies a token and returns its statebench claims.
+    /// Verifies a token and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        self.verify_as(token)
+        self.verifier.verify(token).map_err(TokenError::from)
     }
 
-    /// Verifies a token and deserializes its claims as `T`.
-    pub fn verify_as<T: DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
-        if token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::TooLarge);
-        }
-        #[cfg(feature = "inject-slowdown")]
-        crate::injected_slowdown();
-        let data = jsonwebtoken::decode::<T>(token, &self.decoding, &self.validation)?;
-        if data.header.crit.is_some() {
-            return Err(TokenError::CriticalHeader);
-        }
-        Ok(data.claims)
+    /// The same answer from `jsonwebtoken::decode`, called as most services
+    /// call it (see [`Verifier::reference`]).
+    pub fn verify_reference(&self, token: &str) -> Result<Claims, TokenError> {
+        self.verifier.reference(token).map_err(TokenError::from)
+    }
+
+    /// Verifies a token whose claims have another shape (another issuer's,
+    /// say), the `jsonwebtoken` way.
+    pub fn verify_as<T: serde::de::DeserializeOwned>(&self, token: &str) -> Result<T, TokenError> {
+        self.verifier.reference_as(token).map_err(TokenError::from)
+    }
+
+    /// The verifier itself, for finer rejection reasons.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
     }
 }
 
