@@ -14,6 +14,7 @@
 //! *before* an insert, so the capacity check is O(1) and never overshoots.
 
 pub mod dashmap;
+pub mod hashindex;
 pub mod moka;
 pub mod mutex;
 pub mod papaya;
@@ -120,6 +121,7 @@ pub fn for_each_store(v: &mut impl StoreVisitor) {
     v.visit::<rwlock::RwLockFoldhash>();
     v.visit::<rwlock::RwLockSiphash>();
     v.visit::<scc::SccAdapter>();
+    v.visit::<hashindex::HashIndexAdapter>();
     v.visit::<papaya::PapayaAdapter>();
     v.visit::<moka::MokaAdapter>();
 }
