@@ -118,6 +118,20 @@ fn every_subcommand_documents_its_flags() {
             "micro",
             &["--quick", "--report-only", "--out", "--no-instructions"][..],
         ),
+        (
+            "vs",
+            &[
+                "--duration",
+                "--connections",
+                "--server-core",
+                "--generator-core",
+                "--routes",
+                "--target",
+                "--target-pid",
+                "--quick",
+                "--out",
+            ][..],
+        ),
     ] {
         let out = bin().args([cmd, "--help"]).output().unwrap();
         assert!(out.status.success(), "{cmd} --help");
@@ -126,6 +140,72 @@ fn every_subcommand_documents_its_flags() {
             assert!(help.contains(flag), "{flag} missing from {cmd} --help");
         }
     }
+}
+
+/// `statebench vs` pins a server and wrk to a core each and writes its
+/// table; a shared core or a foreign target is refused in one line.
+#[test]
+fn vs_measures_a_route_side_by_side() {
+    let one_line = |args: &[&str], expect: &str| {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.starts_with("error: ") && err.contains(expect) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    };
+    one_line(
+        &["vs", "--server-core", "0", "--generator-core", "0"],
+        "give each its own core",
+    );
+    one_line(&["vs", "--server-core", "4096"], "may only run on cores");
+    if std::thread::available_parallelism().map_or(true, |n| n.get() < 2)
+        || Command::new("wrk").arg("-v").output().is_err()
+    {
+        eprintln!("skipped: needs 2 cores and wrk");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "vs",
+            "--routes",
+            "stateless-profile,ws-echo",
+            "--duration",
+            "1",
+            "--connections",
+            "8",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| statebench stateless | /profile |"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| statebench ws | WebSocket echo |"),
+        "{stdout}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("vs.json")).unwrap()).unwrap();
+    let rows = json["result"]["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in rows {
+        assert!(row["requests"].as_u64().unwrap() > 0, "{row}");
+        assert_eq!(row["errors"], 0, "{row}");
+        assert!(row["server_cpu_us"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    let readme = std::fs::read_to_string(dir.path().join("README.md")).unwrap();
+    assert!(readme.contains("| commit |"), "{readme}");
 }
 
 #[test]

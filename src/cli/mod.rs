@@ -1,7 +1,7 @@
 //! The `statebench` command line: [`Cli`] and its dispatch. Each command
 //! lives in a file of its own with its flags (documented for `--help`) next
 //! to its handler: `serve`, `load` (and `merge`), `goose`, `compare`, `ci`,
-//! `micro`.
+//! `micro`, `vs`.
 //! The binary only calls [`main`].
 
 mod ci;
@@ -10,6 +10,7 @@ mod goose;
 mod load;
 mod micro;
 mod serve;
+mod vs;
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ pub use goose::GooseArgs;
 pub use load::{LoadArgs, MergeArgs};
 pub use micro::MicroArgs;
 pub use serve::{Revocation, ServeArgs};
+pub use vs::VsArgs;
 
 /// Stateless (JWT) vs stateful (sessions, WebSocket): reference servers and
 /// measurements.
@@ -52,6 +54,10 @@ pub enum Command {
     /// Every load scenario in one goose attack, with goose's own command
     /// line (--host, -u, -r, -t, --scenarios, --test-plan, --report-file, …).
     Goose(GooseArgs),
+    /// The servers side by side, each pinned to one core with the load
+    /// generator (wrk) on another: req/s and server CPU per request for
+    /// /healthz, /profile, /login and WebSocket echo, beside any --target.
+    Vs(VsArgs),
 }
 
 /// Runs the command line; errors are printed as one line.
@@ -87,6 +93,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Load(args) => runtime.block_on(load::load(args)),
         Command::Merge(args) => load::merge(args),
         Command::Goose(args) => runtime.block_on(goose::goose(args)),
+        Command::Vs(args) => runtime.block_on(vs::vs(args)),
     };
     // Nothing started may outlive the command, whatever ended it.
     crate::stop::kill_children();

@@ -12,7 +12,8 @@
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
 //! - [`progress`]: the live bar and the per-cell lines;
-//! - [`report`]: the claims, the markdown and the charts of REPORT.md.
+//! - [`report`]: the claims, the markdown and the charts of REPORT.md;
+//! - [`vs`]: `statebench vs`, the servers side by side on a core each.
 
 pub mod cell;
 pub mod external;
@@ -21,6 +22,7 @@ pub mod matrices;
 pub mod progress;
 pub mod report;
 pub mod runner;
+pub mod vs;
 
 pub use cell::{Balancer, Cell, Event, Server};
 
