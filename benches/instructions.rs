@@ -3,6 +3,9 @@
 //! can gate on them. Run with `cargo bench --bench instructions` (needs
 //! `valgrind` and `gungraun-runner` 0.20 on PATH).
 //!
+//! `token_verify` is the servers' verifier and `token_verify_jsonwebtoken`
+//! the same rules through `jsonwebtoken::decode`.
+//!
 //! Each benchmark repeats its operation so that per-run noise from random
 //! hash seeds and ids averages out: 1,000 verifies, 1,000 lookups, 100
 //! requests. Setup (building keys, maps, routers) is not counted.
@@ -53,6 +56,15 @@ fn verify_setup() -> &'static (Arc<TokenService>, String) {
 fn token_verify(input: &'static (Arc<TokenService>, String)) {
     for _ in 0..1000 {
         black_box(input.0.verify(black_box(&input.1)).unwrap());
+    }
+}
+
+// The same verify through `jsonwebtoken::decode`, as most services call it.
+#[library_benchmark]
+#[bench::hs256_cart_0_x1000(verify_setup())]
+fn token_verify_jsonwebtoken(input: &'static (Arc<TokenService>, String)) {
+    for _ in 0..1000 {
+        black_box(input.0.verify_reference(black_box(&input.1)).unwrap());
     }
 }
 
@@ -156,7 +168,7 @@ fn profile_handler(h: &'static Handler) {
 
 library_benchmark_group!(
     name = instructions;
-    benchmarks = token_verify, session_get_hit, profile_handler
+    benchmarks = token_verify, token_verify_jsonwebtoken, session_get_hit, profile_handler
 );
 
 /// AWS-LC's CPU dispatch pinned to one path (see

@@ -217,6 +217,7 @@ pub async fn run(config: &VsConfig, mut progress: impl FnMut(&Row)) -> anyhow::R
                 None
             };
             let url = format!("{}{path}", target.url);
+            wrk(&warm_up(config), &url, header.as_deref(), script.as_deref()).await?;
             let load = wrk(config, &url, header.as_deref(), script.as_deref());
             let mut row = around(config, target.pid, load).await?;
             row.server = target.name.clone();
@@ -249,10 +250,7 @@ async fn measure_route(
     let client = reqwest::Client::new();
     // A short unmeasured run first: connections, caches and the allocator
     // settle, so the first route is not charged for the server's start.
-    let warm = VsConfig {
-        duration: (config.duration / 3).clamp(Duration::from_secs(1), Duration::from_secs(3)),
-        ..config.clone()
-    };
+    let warm = warm_up(config);
     if route == Route::WsEcho {
         let ws = format!("{}/ws", url.replacen("http://", "ws://", 1));
         ws_echo(&warm, ws).await?;
@@ -312,6 +310,14 @@ async fn measure_route(
     row.server = format!("statebench {}", route.server().name());
     row.route = route.label().to_owned();
     Ok(row)
+}
+
+/// The unmeasured run before each measured one: a third of it, 1 to 3 s.
+fn warm_up(config: &VsConfig) -> VsConfig {
+    VsConfig {
+        duration: (config.duration / 3).clamp(Duration::from_secs(1), Duration::from_secs(3)),
+        ..config.clone()
+    }
 }
 
 /// Measures the cores and the server's CPU around one load run.
