@@ -122,6 +122,7 @@ fn every_subcommand_documents_its_flags() {
             "vs",
             &[
                 "--duration",
+                "--rounds",
                 "--connections",
                 "--server-core",
                 "--generator-core",
@@ -174,6 +175,8 @@ fn vs_measures_a_route_side_by_side() {
             "stateless-profile,ws-echo",
             "--duration",
             "1",
+            "--rounds",
+            "2",
             "--connections",
             "8",
             "--out",

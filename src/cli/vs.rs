@@ -10,9 +10,13 @@ use crate::compare::vs::{self, Route, Target, VsConfig};
 
 #[derive(Debug, Args)]
 pub struct VsArgs {
-    /// Seconds of load per route (default 10, or 3 with --quick).
+    /// Seconds of load per measurement (default 5, or 2 with --quick).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<u64>,
+    /// Measurements per route, interleaved across routes; the table gives
+    /// their medians (default 3, or 1 with --quick).
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<usize>,
     /// Open connections (wrk's -c, and WebSocket clients).
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub connections: u32,
@@ -34,7 +38,7 @@ pub struct VsArgs {
     /// server core and its CPU per request measured.
     #[arg(long, value_name = "NAME=PID", value_parser = parse_target_pid, requires = "target")]
     pub target_pid: Vec<(String, u32)>,
-    /// Short runs (3 s a route) for a first look.
+    /// A first look: one 2-second measurement per route.
     #[arg(long)]
     pub quick: bool,
     /// Where to write README.md and vs.json.
@@ -67,7 +71,9 @@ fn parse_target_pid(s: &str) -> Result<(String, u32), String> {
 
 /// `statebench vs`: measures, prints the table, writes the results.
 pub async fn vs(args: VsArgs) -> anyhow::Result<()> {
-    let secs = args.duration.unwrap_or(if args.quick { 3 } else { 10 });
+    let secs = args.duration.unwrap_or(if args.quick { 2 } else { 5 });
+    let rounds = args.rounds.unwrap_or(if args.quick { 1 } else { 3 });
+    anyhow::ensure!((1..=20).contains(&rounds), "--rounds must be 1 to 20");
     anyhow::ensure!(
         (1..=600).contains(&secs),
         "--duration must be 1 to 600 seconds"
@@ -97,6 +103,7 @@ pub async fn vs(args: VsArgs) -> anyhow::Result<()> {
         .collect();
     let config = VsConfig {
         duration: Duration::from_secs(secs),
+        rounds,
         connections: args.connections,
         server_core: args.server_core,
         generator_core: args.generator_core,
@@ -110,16 +117,16 @@ pub async fn vs(args: VsArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot find the statebench binary: {e}"))?,
     };
     vs::preflight(&config)?;
-    let rows = config.routes.len() + 2 * config.targets.len();
+    let rows = (config.routes.len() + 2 * config.targets.len()) * rounds;
     crate::stop::eprintln(&format!(
-        "side by side: {rows} runs of {secs} s, servers on core {}, load on core {}",
+        "side by side: {rows} runs of {secs} s ({rounds} per route, interleaved), servers on core {}, load on core {}",
         config.server_core, config.generator_core
     ));
     let mut done = 0;
-    let result = vs::run(&config, |row| {
+    let result = vs::run(&config, |round, row| {
         done += 1;
         crate::stop::eprintln(&format!(
-            "[{done}/{rows}] {} {}: {:.0} req/s, {} µs server CPU per request ({}-bound)",
+            "[{done}/{rows}] round {round}: {} {}: {:.0} req/s, {} µs server CPU per request ({}-bound)",
             row.server,
             row.route,
             row.per_sec,
@@ -152,9 +159,15 @@ fn write(out: &std::path::Path, result: &vs::VsResult, table: &str) -> anyhow::R
         md,
         "Produced by `statebench vs`. Every server ran pinned to core {}, the load generator \
          (wrk with one thread and {} connections; for the WebSocket echo, statebench's own client) \
-         on core {}, {:.0} s per route. Server CPU per request is the server process's CPU time \
-         (/proc) over the requests answered; \"bottleneck\" names the core that was at least 90% busy.\n",
-        result.server_core, result.connections, result.generator_core, result.seconds_per_route
+         on core {}. Each route was measured {} times for {:.0} s, the routes interleaved (after one \
+         unmeasured warm-up each), and every figure is the median of its measurements (errors are \
+         summed). Server CPU per request is the server process's CPU time (/proc) over the requests \
+         answered; \"bottleneck\" names the core that was at least 90% busy.\n",
+        result.server_core,
+        result.connections,
+        result.generator_core,
+        result.rounds,
+        result.seconds_per_route
     )?;
     writeln!(md, "{}", env.markdown())?;
     writeln!(md, "{table}")?;

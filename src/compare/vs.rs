@@ -82,6 +82,8 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct VsConfig {
     pub duration: Duration,
+    /// Measurements per row, interleaved across rows.
+    pub rounds: usize,
     pub connections: u32,
     pub server_core: usize,
     pub generator_core: usize,
@@ -119,6 +121,8 @@ pub struct Row {
 pub struct VsResult {
     pub connections: u32,
     pub seconds_per_route: f64,
+    /// Measurements per row; each figure is their median.
+    pub rounds: usize,
     pub server_core: usize,
     pub generator_core: usize,
     pub rows: Vec<Row>,
@@ -157,8 +161,47 @@ pub fn preflight(config: &VsConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs every route and target; `progress` gets one line per row.
-pub async fn run(config: &VsConfig, mut progress: impl FnMut(&Row)) -> anyhow::Result<VsResult> {
+/// What one row loads: wrk on a URL, or the WebSocket echo client.
+#[derive(Debug, Clone)]
+enum LoadKind {
+    Wrk {
+        url: String,
+        header: Option<String>,
+        script: Option<PathBuf>,
+    },
+    Ws {
+        url: String,
+    },
+}
+
+/// One row of the table, ready to run any number of times.
+#[derive(Debug, Clone)]
+struct Job {
+    server: String,
+    route: String,
+    pid: Option<u32>,
+    load: LoadKind,
+    note: Option<String>,
+}
+
+impl Job {
+    async fn once(&self, config: &VsConfig) -> anyhow::Result<Load> {
+        match &self.load {
+            LoadKind::Wrk {
+                url,
+                header,
+                script,
+            } => wrk(config, url, header.as_deref(), script.as_deref()).await,
+            LoadKind::Ws { url } => ws_echo(config, url.clone()).await,
+        }
+    }
+}
+
+/// Runs every route and target; `progress` gets one line per measurement.
+pub async fn run(
+    config: &VsConfig,
+    mut progress: impl FnMut(usize, &Row),
+) -> anyhow::Result<VsResult> {
     preflight(config)?;
     let work = tempfile::tempdir()?;
     let launcher = Launcher {
@@ -184,14 +227,12 @@ pub async fn run(config: &VsConfig, mut progress: impl FnMut(&Row)) -> anyhow::R
         affinity::pin_process(r.pid, &[config.server_core])?;
     }
 
-    let mut rows: Vec<Row> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
     for &route in &config.routes {
         let Some((_, server)) = servers.iter().find(|(a, _)| *a == route.server()) else {
             continue;
         };
-        let row = measure_route(config, route, &server.url, Some(server.pid), &work).await?;
-        progress(&row);
-        rows.push(row);
+        jobs.push(own_job(route, &server.url, server.pid, &work).await?);
     }
     for target in &config.targets {
         let mut note = None;
@@ -203,30 +244,45 @@ pub async fn run(config: &VsConfig, mut progress: impl FnMut(&Row)) -> anyhow::R
         let token = login_token(&target.url)
             .await
             .with_context(|| format!("{}: POST /login did not give a token", target.name))?;
-        for (route, path, header) in [
-            ("/login", "/login", None),
-            (
-                "/profile",
-                "/profile",
-                Some(format!("Authorization: {token}")),
-            ),
+        for (route, header, script) in [
+            ("/login", None, Some(login_script(&work)?)),
+            ("/profile", Some(format!("Authorization: {token}")), None),
         ] {
-            let script = if route == "/login" {
-                Some(login_script(&work)?)
-            } else {
-                None
-            };
-            let url = format!("{}{path}", target.url);
-            wrk(&warm_up(config), &url, header.as_deref(), script.as_deref()).await?;
-            let load = wrk(config, &url, header.as_deref(), script.as_deref());
-            let mut row = around(config, target.pid, load).await?;
-            row.server = target.name.clone();
-            row.route = route.to_owned();
-            row.note = note.clone().or(row.note);
-            progress(&row);
-            rows.push(row);
+            jobs.push(Job {
+                server: target.name.clone(),
+                route: route.to_owned(),
+                pid: target.pid,
+                load: LoadKind::Wrk {
+                    url: format!("{}{route}", target.url),
+                    header,
+                    script,
+                },
+                note: note.clone(),
+            });
         }
     }
+
+    // Every job warms up once, then the rounds interleave them, so a
+    // slow minute on a shared machine falls on every row alike.
+    let warm = warm_up(config);
+    for job in &jobs {
+        tokio::select! {
+            r = job.once(&warm) => { r?; }
+            () = crate::stop::wait() => bail!("stopped"),
+        }
+    }
+    let mut samples: Vec<Vec<Row>> = vec![Vec::new(); jobs.len()];
+    for round in 0..config.rounds {
+        for (i, job) in jobs.iter().enumerate() {
+            let mut row = around(config, job.pid, job.once(config)).await?;
+            row.server = job.server.clone();
+            row.route = job.route.clone();
+            row.note = job.note.clone().or(row.note);
+            progress(round + 1, &row);
+            samples[i].push(row);
+        }
+    }
+    let mut rows: Vec<Row> = samples.into_iter().filter_map(median_row).collect();
     relate_to_healthz(&mut rows);
     for (_, mut r) in servers {
         r.terminate(Duration::from_secs(5)).await;
@@ -234,50 +290,75 @@ pub async fn run(config: &VsConfig, mut progress: impl FnMut(&Row)) -> anyhow::R
     Ok(VsResult {
         connections: config.connections,
         seconds_per_route: config.duration.as_secs_f64(),
+        rounds: config.rounds,
         server_core: config.server_core,
         generator_core: config.generator_core,
         rows,
     })
 }
 
-async fn measure_route(
-    config: &VsConfig,
+/// The median of each figure over a job's rounds (errors are summed).
+fn median_row(mut rows: Vec<Row>) -> Option<Row> {
+    fn median(mut v: Vec<f64>) -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    }
+    let of = |f: &dyn Fn(&Row) -> Option<f64>| median(rows.iter().filter_map(f).collect());
+    let per_sec = of(&|r| Some(r.per_sec))?;
+    let server_cpu_us = of(&|r| r.server_cpu_us);
+    let p50_ms = of(&|r| r.p50_ms);
+    let p99_ms = of(&|r| r.p99_ms);
+    let server_core_busy = of(&|r| r.server_core_busy);
+    let generator_core_busy = of(&|r| r.generator_core_busy);
+    let requests = rows.iter().map(|r| r.requests).sum();
+    let seconds = rows.iter().map(|r| r.seconds).sum();
+    let errors = rows.iter().map(|r| r.errors).sum();
+    let mut row = rows.swap_remove(0);
+    row.requests = requests;
+    row.seconds = seconds;
+    row.per_sec = per_sec;
+    row.server_cpu_us = server_cpu_us;
+    row.p50_ms = p50_ms;
+    row.p99_ms = p99_ms;
+    row.errors = errors;
+    row.server_core_busy = server_core_busy;
+    row.generator_core_busy = generator_core_busy;
+    row.bound = bottleneck(server_core_busy, generator_core_busy);
+    Some(row)
+}
+
+fn bottleneck(server: Option<f64>, generator: Option<f64>) -> &'static str {
+    match (server, generator) {
+        (Some(s), _) if s >= 0.9 => "server",
+        (_, Some(g)) if g >= 0.9 => "generator",
+        _ => "neither",
+    }
+}
+
+/// The job for one of statebench's routes (logging in first where the
+/// route needs a token or a session).
+async fn own_job(
     route: Route,
     url: &str,
-    pid: Option<u32>,
+    pid: u32,
     work: &tempfile::TempDir,
-) -> anyhow::Result<Row> {
-    let client = reqwest::Client::new();
-    // A short unmeasured run first: connections, caches and the allocator
-    // settle, so the first route is not charged for the server's start.
-    let warm = warm_up(config);
-    if route == Route::WsEcho {
-        let ws = format!("{}/ws", url.replacen("http://", "ws://", 1));
-        ws_echo(&warm, ws).await?;
-    } else {
-        wrk(&warm, &format!("{url}/healthz"), None, None).await?;
-    }
-    let mut row = match route {
-        Route::Healthz => {
-            around(
-                config,
-                pid,
-                wrk(config, &format!("{url}/healthz"), None, None),
-            )
-            .await?
-        }
+) -> anyhow::Result<Job> {
+    let wrk = |path: &str, header: Option<String>, script: Option<PathBuf>| LoadKind::Wrk {
+        url: format!("{url}{path}"),
+        header,
+        script,
+    };
+    let load = match route {
+        Route::Healthz => wrk("/healthz", None, None),
         Route::StatelessProfile => {
             let token = login_token(url).await?;
-            let header = format!("Authorization: {token}");
-            around(
-                config,
-                pid,
-                wrk(config, &format!("{url}/profile"), Some(&header), None),
-            )
-            .await?
+            wrk("/profile", Some(format!("Authorization: {token}")), None)
         }
         Route::StatefulProfile => {
-            let res = client.post(format!("{url}/login")).send().await?;
+            let res = reqwest::Client::new()
+                .post(format!("{url}/login"))
+                .send()
+                .await?;
             let cookie = res
                 .headers()
                 .get(reqwest::header::SET_COOKIE)
@@ -285,31 +366,22 @@ async fn measure_route(
                 .and_then(|v| v.split(';').next())
                 .context("the stateful login set no cookie")?
                 .to_owned();
-            let header = format!("Cookie: {cookie}");
-            around(
-                config,
-                pid,
-                wrk(config, &format!("{url}/profile"), Some(&header), None),
-            )
-            .await?
+            wrk("/profile", Some(format!("Cookie: {cookie}")), None)
         }
         Route::StatelessLogin | Route::StatefulLogin => {
-            let script = login_script(work)?;
-            around(
-                config,
-                pid,
-                wrk(config, &format!("{url}/login"), None, Some(&script)),
-            )
-            .await?
+            wrk("/login", None, Some(login_script(work)?))
         }
-        Route::WsEcho => {
-            let ws = format!("{}/ws", url.replacen("http://", "ws://", 1));
-            around(config, pid, ws_echo(config, ws)).await?
-        }
+        Route::WsEcho => LoadKind::Ws {
+            url: format!("{}/ws", url.replacen("http://", "ws://", 1)),
+        },
     };
-    row.server = format!("statebench {}", route.server().name());
-    row.route = route.label().to_owned();
-    Ok(row)
+    Ok(Job {
+        server: format!("statebench {}", route.server().name()),
+        route: route.label().to_owned(),
+        pid: Some(pid),
+        load,
+        note: None,
+    })
 }
 
 /// The unmeasured run before each measured one: a third of it, 1 to 3 s.
@@ -342,11 +414,7 @@ async fn around(
     };
     let server_core_busy = cores1.busy_since(&cores0, config.server_core);
     let generator_core_busy = cores1.busy_since(&cores0, config.generator_core);
-    let bound = match (server_core_busy, generator_core_busy) {
-        (Some(s), _) if s >= 0.9 => "server",
-        (_, Some(g)) if g >= 0.9 => "generator",
-        _ => "neither",
-    };
+    let bound = bottleneck(server_core_busy, generator_core_busy);
     Ok(Row {
         server: String::new(),
         route: String::new(),
