@@ -8,7 +8,8 @@
 //! - [`model`]: users and carts, validated once for both designs;
 //! - [`clock`]: injected time, so tests model expiry instead of sleeping;
 //! - [`token`]: signing and verifying JWTs, hardened beyond `jsonwebtoken`'s
-//!   defaults; [`keys`]: where their keys come from;
+//!   defaults, verified with keys prepared once ([`token::verifier`]);
+//!   [`keys`]: where their keys come from;
 //! - [`session`]: the [`session::SessionStore`] trait, one file per store,
 //!   and the registry of in-memory stores ([`session::memory::for_each_store`]);
 //! - [`revocation`]: the optional token denylist of the stateless server;
@@ -29,7 +30,8 @@
 //! - [`benchrun`]: running `cargo bench` and reading what it wrote;
 //! - [`report`]: results files (provenance, tables, SVG charts);
 //! - [`compare`]: the scaling comparison — replicas as child processes, one
-//!   module per matrix, `results/REPORT.md`;
+//!   module per matrix, `results/REPORT.md` — and `statebench vs`, the
+//!   servers side by side on a core each;
 //! - [`ci`]: the regression gate — instruction counts against a committed
 //!   baseline, a noise-controlled latency trend, dashboard exports;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).

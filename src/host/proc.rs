@@ -34,6 +34,13 @@ pub fn cpu_model() -> Option<String> {
     info.model_name(0).map(str::to_owned)
 }
 
+/// The machine's CPUs, as the kernel lists them (not this process's
+/// affinity mask, which `statebench vs` narrows to one core).
+pub fn cpu_count() -> Option<usize> {
+    let info = procfs_core::CpuInfo::from_file("/proc/cpuinfo").ok()?;
+    Some(info.num_cores()).filter(|&n| n > 0)
+}
+
 /// CPU features that change which code a crypto library runs (AWS-LC
 /// picks its AES, SHA and bignum paths from them at run time), so they
 /// change instruction counts too.

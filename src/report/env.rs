@@ -67,7 +67,8 @@ impl Environment {
             commit,
             rustc: run("rustc", &["--version"]).unwrap_or_else(|| "unknown".into()),
             cpu_model,
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores: crate::host::proc::cpu_count()
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
             cpu_features: crate::host::proc::cpu_features(),
             os: run("uname", &["-sr"]).unwrap_or_else(|| std::env::consts::OS.into()),
             crates,

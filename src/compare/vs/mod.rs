@@ -8,21 +8,26 @@
 //! CPU per request, and which side was the bottleneck. External servers on
 //! the contract (`--target NAME=URL`, with `--target-pid NAME=PID` for their
 //! CPU) get the login and profile rows beside statebench's.
+//!
+//! [`generators`] holds the two load generators, [`table`] the medians and
+//! the markdown.
 
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio::process::Command;
 
 use super::fleet::{Launcher, Replica, ServerSpec};
 use crate::host::affinity::{self, CoreTimes};
-use crate::host::child::ChildProc;
 use crate::server::Arch;
+
+mod generators;
+mod table;
+
+use generators::{Load, login_script, login_token, wrk, ws_echo};
+use table::{bottleneck, median_row, relate_to_healthz};
+pub use table::{ratios, table};
 
 /// The routes a side-by-side run can load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -126,15 +131,6 @@ pub struct VsResult {
     pub server_core: usize,
     pub generator_core: usize,
     pub rows: Vec<Row>,
-}
-
-/// What a load run returned.
-struct Load {
-    requests: u64,
-    seconds: f64,
-    errors: u64,
-    p50_ms: Option<f64>,
-    p99_ms: Option<f64>,
 }
 
 /// Checks the machine and the tools before anything starts.
@@ -297,44 +293,6 @@ pub async fn run(
     })
 }
 
-/// The median of each figure over a job's rounds (errors are summed).
-fn median_row(mut rows: Vec<Row>) -> Option<Row> {
-    fn median(mut v: Vec<f64>) -> Option<f64> {
-        v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
-    }
-    let of = |f: &dyn Fn(&Row) -> Option<f64>| median(rows.iter().filter_map(f).collect());
-    let per_sec = of(&|r| Some(r.per_sec))?;
-    let server_cpu_us = of(&|r| r.server_cpu_us);
-    let p50_ms = of(&|r| r.p50_ms);
-    let p99_ms = of(&|r| r.p99_ms);
-    let server_core_busy = of(&|r| r.server_core_busy);
-    let generator_core_busy = of(&|r| r.generator_core_busy);
-    let requests = rows.iter().map(|r| r.requests).sum();
-    let seconds = rows.iter().map(|r| r.seconds).sum();
-    let errors = rows.iter().map(|r| r.errors).sum();
-    let mut row = rows.swap_remove(0);
-    row.requests = requests;
-    row.seconds = seconds;
-    row.per_sec = per_sec;
-    row.server_cpu_us = server_cpu_us;
-    row.p50_ms = p50_ms;
-    row.p99_ms = p99_ms;
-    row.errors = errors;
-    row.server_core_busy = server_core_busy;
-    row.generator_core_busy = generator_core_busy;
-    row.bound = bottleneck(server_core_busy, generator_core_busy);
-    Some(row)
-}
-
-fn bottleneck(server: Option<f64>, generator: Option<f64>) -> &'static str {
-    match (server, generator) {
-        (Some(s), _) if s >= 0.9 => "server",
-        (_, Some(g)) if g >= 0.9 => "generator",
-        _ => "neither",
-    }
-}
-
 /// The job for one of statebench's routes (logging in first where the
 /// route needs a token or a session).
 async fn own_job(
@@ -433,295 +391,4 @@ async fn around(
             .is_none()
             .then(|| "no --target-pid: server CPU unknown".to_owned()),
     })
-}
-
-/// Each server's CPU per request relative to its own `/healthz`.
-fn relate_to_healthz(rows: &mut [Row]) {
-    let healthz: Vec<(String, f64)> = rows
-        .iter()
-        .filter(|r| r.route == "/healthz")
-        .filter_map(|r| Some((r.server.clone(), r.server_cpu_us?)))
-        .collect();
-    // statebench's servers share one stack, so the stateless /healthz is
-    // every statebench row's floor.
-    let floor_of = |server: &str| {
-        healthz
-            .iter()
-            .find(|(s, _)| {
-                s == server || (server.starts_with("statebench") && s.starts_with("statebench"))
-            })
-            .map(|(_, us)| *us)
-    };
-    for r in rows.iter_mut() {
-        if let (Some(us), Some(floor)) = (r.server_cpu_us, floor_of(&r.server)) {
-            r.vs_healthz = Some(us / floor);
-        }
-    }
-}
-
-/// `POST /login` with an empty body; the token from `{"token": …}`.
-async fn login_token(url: &str) -> anyhow::Result<String> {
-    let res = reqwest::Client::new()
-        .post(format!("{url}/login"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = res.status();
-    let body: serde_json::Value = res
-        .json()
-        .await
-        .with_context(|| format!("{url}/login answered {status} without JSON"))?;
-    body["token"]
-        .as_str()
-        .map(str::to_owned)
-        .with_context(|| format!("{url}/login answered {status} without a token"))
-}
-
-/// The wrk script that makes every request a JSON `POST`.
-fn login_script(work: &tempfile::TempDir) -> anyhow::Result<PathBuf> {
-    let path = work.path().join("login.lua");
-    std::fs::write(
-        &path,
-        "wrk.method = \"POST\"\nwrk.body = \"{}\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-    )?;
-    Ok(path)
-}
-
-/// One wrk run (one thread: it shares the generator core with nothing).
-async fn wrk(
-    config: &VsConfig,
-    url: &str,
-    header: Option<&str>,
-    script: Option<&Path>,
-) -> anyhow::Result<Load> {
-    let mut cmd = Command::new("wrk");
-    cmd.args([
-        "-t1".to_owned(),
-        format!("-c{}", config.connections),
-        format!("-d{}s", config.duration.as_secs().max(1)),
-        "--latency".to_owned(),
-    ]);
-    if let Some(h) = header {
-        cmd.args(["-H", h]);
-    }
-    if let Some(s) = script {
-        cmd.arg("-s").arg(s);
-    }
-    cmd.arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = ChildProc::spawn(&mut cmd, "wrk")?;
-    let stdout = child.take_stdout().context("wrk stdout")?;
-    let mut text = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::BufReader::new(stdout), &mut text)
-        .await?;
-    child.kill().await;
-    parse_wrk(&text).with_context(|| format!("wrk printed no result for {url}:\n{text}"))
-}
-
-/// The figures of wrk's standard report.
-fn parse_wrk(text: &str) -> Option<Load> {
-    let mut load = Load {
-        requests: 0,
-        seconds: 0.0,
-        errors: 0,
-        p50_ms: None,
-        p99_ms: None,
-    };
-    let mut found = false;
-    for line in text.lines().map(str::trim) {
-        let words: Vec<&str> = line.split_whitespace().collect();
-        match words.as_slice() {
-            [n, "requests", "in", secs, ..] => {
-                load.requests = n.parse().ok()?;
-                load.seconds = secs.trim_end_matches(',').strip_suffix('s')?.parse().ok()?;
-                found = true;
-            }
-            ["50%", v] => load.p50_ms = wrk_ms(v),
-            ["99%", v] => load.p99_ms = wrk_ms(v),
-            ["Non-2xx", "or", "3xx", "responses:", n] => load.errors += n.parse::<u64>().ok()?,
-            ["Socket", "errors:", rest @ ..] => {
-                load.errors += rest
-                    .iter()
-                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
-                    .sum::<u64>();
-            }
-            _ => {}
-        }
-    }
-    found.then_some(load)
-}
-
-/// A wrk duration (`677.00us`, `1.33ms`, `2.00s`) in milliseconds.
-fn wrk_ms(v: &str) -> Option<f64> {
-    for (suffix, scale) in [("us", 1e-3), ("ms", 1.0), ("s", 1e3), ("m", 60e3)] {
-        if let Some(n) = v.strip_suffix(suffix) {
-            return n.parse::<f64>().ok().map(|n| n * scale);
-        }
-    }
-    None
-}
-
-/// Closed-loop WebSocket echo: each connection sends a message and waits
-/// for its echo, for the configured time.
-async fn ws_echo(config: &VsConfig, url: String) -> anyhow::Result<Load> {
-    let deadline = Instant::now() + config.duration;
-    let mut tasks = Vec::new();
-    for i in 0..config.connections {
-        let url = url.clone();
-        tasks.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
-                .await
-                .with_context(|| format!("cannot open {url}"))?;
-            let message = format!("echo {i}");
-            let expected = format!("Server received: {message}");
-            let mut latencies_us: Vec<u32> = Vec::new();
-            let mut errors = 0u64;
-            while Instant::now() < deadline {
-                let sent = Instant::now();
-                ws.send(tokio_tungstenite::tungstenite::Message::text(
-                    message.clone(),
-                ))
-                .await?;
-                match ws.next().await {
-                    Some(Ok(m)) if m.to_text().is_ok_and(|t| t == expected) => {
-                        latencies_us.push(sent.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                    }
-                    Some(Ok(_)) => errors += 1,
-                    _ => {
-                        errors += 1;
-                        break;
-                    }
-                }
-            }
-            let _ = ws.close(None).await;
-            anyhow::Ok((latencies_us, errors))
-        }));
-    }
-    let start = Instant::now();
-    let mut all: Vec<u32> = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await??;
-        all.extend(l);
-        errors += e;
-    }
-    let seconds = start
-        .elapsed()
-        .as_secs_f64()
-        .min(config.duration.as_secs_f64());
-    all.sort_unstable();
-    let pct =
-        |p: f64| (!all.is_empty()).then(|| all[((all.len() - 1) as f64 * p) as usize] as f64 / 1e3);
-    Ok(Load {
-        requests: all.len() as u64,
-        seconds,
-        errors,
-        p50_ms: pct(0.5),
-        p99_ms: pct(0.99),
-    })
-}
-
-/// The table, as markdown.
-pub fn table(result: &VsResult) -> String {
-    let mut md = String::new();
-    let _ = writeln!(
-        md,
-        "| server | route | req/s | server CPU µs/request | ÷ own /healthz | p50 | p99 | errors | busy: server core / generator core | bottleneck |"
-    );
-    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
-    let f = |v: Option<f64>, d: usize| v.map_or("–".to_owned(), |v| format!("{v:.d$}"));
-    for r in &result.rows {
-        let busy = match (r.server_core_busy, r.generator_core_busy) {
-            (Some(s), Some(g)) => format!("{:.0}% / {:.0}%", s * 100.0, g * 100.0),
-            _ => "–".into(),
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {} | {:.0} | {} | {} | {} ms | {} ms | {} | {busy} | {}{} |",
-            r.server,
-            r.route,
-            r.per_sec,
-            f(r.server_cpu_us, 1),
-            r.vs_healthz.map_or("–".into(), |v| format!("{v:.2}×")),
-            f(r.p50_ms, 2),
-            f(r.p99_ms, 2),
-            r.errors,
-            r.bound,
-            r.note.as_ref().map_or(String::new(), |n| format!(" ({n})")),
-        );
-    }
-    md
-}
-
-/// Throughput ratios of statebench's routes to each external server's same
-/// route (the figure the README quotes).
-pub fn ratios(result: &VsResult) -> Vec<String> {
-    let mut out = Vec::new();
-    let ours = |route: &str, server: &str| {
-        result
-            .rows
-            .iter()
-            .find(|r| r.server == server && r.route == route)
-            .map(|r| r.per_sec)
-    };
-    for ext in result
-        .rows
-        .iter()
-        .filter(|r| !r.server.starts_with("statebench"))
-    {
-        let mine = match ext.route.as_str() {
-            "/profile" => ours("/profile", "statebench stateless"),
-            "/login" => ours("/login", "statebench stateless"),
-            _ => None,
-        };
-        if let Some(m) = mine
-            && ext.per_sec > 0.0
-        {
-            out.push(format!(
-                "statebench stateless {} serves {:.1}× the requests per second of {} {} on one core ({:.0} against {:.0}).",
-                ext.route,
-                m / ext.per_sec,
-                ext.server,
-                ext.route,
-                m,
-                ext.per_sec
-            ));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn wrk_reports_are_read() {
-        let text = "Running 2s test @ http://127.0.0.1:33043/healthz
-  1 threads and 64 connections
-  Thread Stats   Avg      Stdev     Max   +/- Stdev
-    Latency   656.60us  254.34us   5.37ms   69.32%
-    Req/Sec    76.30k     6.34k   94.92k    75.00%
-  Latency Distribution
-     50%  677.00us
-     75%  827.00us
-     90%    0.95ms
-     99%    1.33ms
-  152142 requests in 2.00s, 17.12MB read
-  Socket errors: connect 0, read 2, write 0, timeout 1
-  Non-2xx or 3xx responses: 5
-Requests/sec:  75908.21
-";
-        let l = parse_wrk(text).unwrap();
-        assert_eq!(l.requests, 152_142);
-        assert_eq!(l.seconds, 2.0);
-        assert_eq!(l.errors, 8);
-        assert_eq!(l.p50_ms, Some(0.677));
-        assert_eq!(l.p99_ms, Some(1.33));
-        assert!(parse_wrk("unable to connect to 127.0.0.1:1 Connection refused").is_none());
-    }
 }

@@ -1,0 +1,139 @@
+//! What `statebench vs` makes of its measurements: the median of each
+//! row's rounds, the ratio to the server's own `/healthz`, the markdown
+//! table and the throughput ratios to external servers.
+
+use std::fmt::Write as _;
+
+use super::{Row, VsResult};
+
+/// The median of each figure over a job's rounds (errors are summed).
+pub(super) fn median_row(mut rows: Vec<Row>) -> Option<Row> {
+    fn median(mut v: Vec<f64>) -> Option<f64> {
+        v.sort_by(f64::total_cmp);
+        (!v.is_empty()).then(|| v[v.len() / 2])
+    }
+    let of = |f: &dyn Fn(&Row) -> Option<f64>| median(rows.iter().filter_map(f).collect());
+    let per_sec = of(&|r| Some(r.per_sec))?;
+    let server_cpu_us = of(&|r| r.server_cpu_us);
+    let p50_ms = of(&|r| r.p50_ms);
+    let p99_ms = of(&|r| r.p99_ms);
+    let server_core_busy = of(&|r| r.server_core_busy);
+    let generator_core_busy = of(&|r| r.generator_core_busy);
+    let requests = rows.iter().map(|r| r.requests).sum();
+    let seconds = rows.iter().map(|r| r.seconds).sum();
+    let errors = rows.iter().map(|r| r.errors).sum();
+    let mut row = rows.swap_remove(0);
+    row.requests = requests;
+    row.seconds = seconds;
+    row.per_sec = per_sec;
+    row.server_cpu_us = server_cpu_us;
+    row.p50_ms = p50_ms;
+    row.p99_ms = p99_ms;
+    row.errors = errors;
+    row.server_core_busy = server_core_busy;
+    row.generator_core_busy = generator_core_busy;
+    row.bound = bottleneck(server_core_busy, generator_core_busy);
+    Some(row)
+}
+
+pub(super) fn bottleneck(server: Option<f64>, generator: Option<f64>) -> &'static str {
+    match (server, generator) {
+        (Some(s), _) if s >= 0.9 => "server",
+        (_, Some(g)) if g >= 0.9 => "generator",
+        _ => "neither",
+    }
+}
+
+/// Each server's CPU per request relative to its own `/healthz`.
+pub(super) fn relate_to_healthz(rows: &mut [Row]) {
+    let healthz: Vec<(String, f64)> = rows
+        .iter()
+        .filter(|r| r.route == "/healthz")
+        .filter_map(|r| Some((r.server.clone(), r.server_cpu_us?)))
+        .collect();
+    // statebench's servers share one stack, so the stateless /healthz is
+    // every statebench row's floor.
+    let floor_of = |server: &str| {
+        healthz
+            .iter()
+            .find(|(s, _)| {
+                s == server || (server.starts_with("statebench") && s.starts_with("statebench"))
+            })
+            .map(|(_, us)| *us)
+    };
+    for r in rows.iter_mut() {
+        if let (Some(us), Some(floor)) = (r.server_cpu_us, floor_of(&r.server)) {
+            r.vs_healthz = Some(us / floor);
+        }
+    }
+}
+
+/// The table, as markdown.
+pub fn table(result: &VsResult) -> String {
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| server | route | req/s | server CPU µs/request | ÷ own /healthz | p50 | p99 | errors | busy: server core / generator core | bottleneck |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|");
+    let f = |v: Option<f64>, d: usize| v.map_or("–".to_owned(), |v| format!("{v:.d$}"));
+    for r in &result.rows {
+        let busy = match (r.server_core_busy, r.generator_core_busy) {
+            (Some(s), Some(g)) => format!("{:.0}% / {:.0}%", s * 100.0, g * 100.0),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.0} | {} | {} | {} ms | {} ms | {} | {busy} | {}{} |",
+            r.server,
+            r.route,
+            r.per_sec,
+            f(r.server_cpu_us, 1),
+            r.vs_healthz.map_or("–".into(), |v| format!("{v:.2}×")),
+            f(r.p50_ms, 2),
+            f(r.p99_ms, 2),
+            r.errors,
+            r.bound,
+            r.note.as_ref().map_or(String::new(), |n| format!(" ({n})")),
+        );
+    }
+    md
+}
+
+/// Throughput ratios of statebench's routes to each external server's same
+/// route (the figure the README quotes).
+pub fn ratios(result: &VsResult) -> Vec<String> {
+    let mut out = Vec::new();
+    let ours = |route: &str, server: &str| {
+        result
+            .rows
+            .iter()
+            .find(|r| r.server == server && r.route == route)
+            .map(|r| r.per_sec)
+    };
+    for ext in result
+        .rows
+        .iter()
+        .filter(|r| !r.server.starts_with("statebench"))
+    {
+        let mine = match ext.route.as_str() {
+            "/profile" => ours("/profile", "statebench stateless"),
+            "/login" => ours("/login", "statebench stateless"),
+            _ => None,
+        };
+        if let Some(m) = mine
+            && ext.per_sec > 0.0
+        {
+            out.push(format!(
+                "statebench stateless {} serves {:.1}× the requests per second of {} {} on one core ({:.0} against {:.0}).",
+                ext.route,
+                m / ext.per_sec,
+                ext.server,
+                ext.route,
+                m,
+                ext.per_sec
+            ));
+        }
+    }
+    out
+}
