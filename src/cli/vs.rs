@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::compare::external;
 use crate::compare::vs::{self, Route, Target, VsConfig};
 
 #[derive(Debug, Args)]
@@ -47,26 +48,11 @@ pub struct VsArgs {
 }
 
 fn parse_target(s: &str) -> Result<(String, String), String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))?;
-    if name.is_empty() {
-        return Err("the NAME of NAME=URL is empty".into());
-    }
-    Ok((name.to_owned(), crate::loadtests::config::base_url(url)?))
+    external::named(s, "URL", crate::loadtests::config::base_url)
 }
 
 fn parse_target_pid(s: &str) -> Result<(String, u32), String> {
-    let (name, pid) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
-    let pid: u32 = pid
-        .parse()
-        .map_err(|_| format!("{pid:?} is not a process id"))?;
-    if !crate::host::proc::exists(pid) {
-        return Err(format!("no process {pid} on this machine"));
-    }
-    Ok((name.to_owned(), pid))
+    external::named(s, "PID", external::pid)
 }
 
 /// `statebench vs`: measures, prints the table, writes the results.

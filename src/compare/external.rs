@@ -19,28 +19,43 @@ pub struct External {
     pub pid: Option<u32>,
 }
 
+/// `NAME=VALUE`, the value read by `value`: the shape of every `--target`
+/// and `--target-pid` (here and in `statebench vs`).
+pub fn named<T>(
+    s: &str,
+    what: &str,
+    value: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<(String, T), String> {
+    let (name, v) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME={what}, got {s:?}"))?;
+    if name.is_empty() {
+        return Err(format!("the NAME of NAME={what} is empty"));
+    }
+    Ok((name.to_owned(), value(v)?))
+}
+
+/// A process id on this machine.
+pub fn pid(s: &str) -> Result<u32, String> {
+    let pid: u32 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a process id"))?;
+    if !crate::host::proc::exists(pid) {
+        return Err(format!("no process {pid} on this machine"));
+    }
+    Ok(pid)
+}
+
 /// `--target NAME=URL`.
 pub fn parse_target(s: &str) -> Result<(Arch, String), String> {
-    let (name, url) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=URL, got {s:?}"))?;
-    let kind = Arch::parse(name)?;
-    Ok((kind, crate::loadtests::config::base_url(url)?))
+    let (name, url) = named(s, "URL", crate::loadtests::config::base_url)?;
+    Ok((Arch::parse(&name)?, url))
 }
 
 /// `--target-pid NAME=PID`.
 pub fn parse_target_pid(s: &str) -> Result<(Arch, u32), String> {
-    let (name, pid) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected NAME=PID, got {s:?}"))?;
-    let kind = Arch::parse(name)?;
-    let pid: u32 = pid
-        .parse()
-        .map_err(|_| format!("{pid:?} is not a process id"))?;
-    if !crate::host::proc::exists(pid) {
-        return Err(format!("no process {pid} on this machine"));
-    }
-    Ok((kind, pid))
+    let (name, pid) = named(s, "PID", pid)?;
+    Ok((Arch::parse(&name)?, pid))
 }
 
 /// What the probe found a server to support.
