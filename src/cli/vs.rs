@@ -105,8 +105,10 @@ pub async fn vs(args: VsArgs) -> anyhow::Result<()> {
     vs::preflight(&config)?;
     let rows = (config.routes.len() + 2 * config.targets.len()) * rounds;
     crate::stop::eprintln(&format!(
-        "side by side: {rows} runs of {secs} s ({rounds} per route, interleaved), servers on core {}, load on core {}",
-        config.server_core, config.generator_core
+        "side by side: {rows} runs of {secs} s ({rounds} per route, interleaved) after a {} s warm-up per route; servers on core {}, load on core {}",
+        vs::warm_up(&config).duration.as_secs(),
+        config.server_core,
+        config.generator_core
     ));
     let mut done = 0;
     let result = vs::run(&config, |round, row| {

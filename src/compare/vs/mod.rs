@@ -343,7 +343,7 @@ async fn own_job(
 }
 
 /// The unmeasured run before each measured one: a third of it, 1 to 3 s.
-fn warm_up(config: &VsConfig) -> VsConfig {
+pub fn warm_up(config: &VsConfig) -> VsConfig {
     VsConfig {
         duration: (config.duration / 3).clamp(Duration::from_secs(1), Duration::from_secs(3)),
         ..config.clone()
