@@ -128,8 +128,8 @@ pub struct Verifier {
     /// does not do: every token then goes the reference way.
     rules: Option<Rules>,
     /// The base64 header this server signs with: known to name `alg` and
-    /// carry no `crit`, so it needs no parsing.
-    own_header: String,
+    /// carry no `crit`, so it needs no parsing (`None` if it would).
+    own_header: Option<Box<str>>,
     decoding: DecodingKey,
     validation: Validation,
 }
@@ -170,10 +170,9 @@ impl Verifier {
             .decode(own_header)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let own_header = match own {
-            Some(h) if h.alg == alg && h.crit.is_none() => own_header.to_owned(),
-            _ => String::new(),
-        };
+        let own_header = own
+            .filter(|h| h.alg == alg && h.crit.is_none())
+            .map(|_| own_header.into());
         Ok(Self {
             alg,
             key,
@@ -222,7 +221,7 @@ impl Verifier {
 
     /// Verifies `token` and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, Rejection> {
-        let Some(rules) = &self.rules else {
+        let Some(r) = &self.rules else {
             return self.reference(token);
         };
         if token.len() > MAX_TOKEN_LEN {
@@ -233,7 +232,7 @@ impl Verifier {
         let (message, signature) = token.rsplit_once('.').ok_or(Rejection::Shape)?;
         let (header, payload) = message.rsplit_once('.').ok_or(Rejection::Shape)?;
 
-        let critical = if !self.own_header.is_empty() && header == self.own_header {
+        let critical = if self.own_header.as_deref() == Some(header) {
             false
         } else {
             let mut stack = [0u8; 256];
@@ -267,11 +266,10 @@ impl Verifier {
         }
         let wire: Wire = serde_json::from_slice(bytes).map_err(|_| Rejection::Json)?;
 
-        if rules.validate_nbf && matches!(wire.nbf, Nbf::Null) {
+        if r.validate_nbf && matches!(wire.nbf, Nbf::Null) {
             return Err(Rejection::ClaimFormat);
         }
         let now = jsonwebtoken::get_current_timestamp();
-        let r = rules;
         if r.validate_exp && wire.exp < now.wrapping_sub(r.leeway) {
             return Err(Rejection::Expired);
         }
