@@ -10,7 +10,12 @@ use super::{Row, VsResult};
 pub(super) fn median_row(mut rows: Vec<Row>) -> Option<Row> {
     fn median(mut v: Vec<f64>) -> Option<f64> {
         v.sort_by(f64::total_cmp);
-        (!v.is_empty()).then(|| v[v.len() / 2])
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(v[n / 2]),
+            _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+        }
     }
     let of = |f: &dyn Fn(&Row) -> Option<f64>| median(rows.iter().filter_map(f).collect());
     let per_sec = of(&|r| Some(r.per_sec))?;
@@ -136,4 +141,44 @@ pub fn ratios(result: &VsResult) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round(per_sec: f64, cpu: f64) -> Row {
+        Row {
+            server: "statebench stateless".into(),
+            route: "/profile".into(),
+            requests: 1000,
+            seconds: 1.0,
+            per_sec,
+            server_cpu_us: Some(cpu),
+            vs_healthz: None,
+            p50_ms: Some(1.0),
+            p99_ms: None,
+            errors: 1,
+            server_core_busy: Some(0.95),
+            generator_core_busy: Some(0.5),
+            bound: "neither",
+            note: None,
+        }
+    }
+
+    #[test]
+    fn an_odd_number_of_rounds_gives_the_middle_one() {
+        let row = median_row(vec![round(3.0, 30.0), round(1.0, 10.0), round(2.0, 20.0)]).unwrap();
+        assert_eq!((row.per_sec, row.server_cpu_us), (2.0, Some(20.0)));
+        assert_eq!((row.requests, row.errors), (3000, 3));
+        assert_eq!(row.p99_ms, None);
+        assert_eq!(row.bound, "server");
+    }
+
+    #[test]
+    fn an_even_number_of_rounds_gives_the_mean_of_the_middle_two() {
+        let row = median_row(vec![round(4.0, 12.0), round(1.0, 10.0)]).unwrap();
+        assert_eq!((row.per_sec, row.server_cpu_us), (2.5, Some(11.0)));
+        assert!(median_row(Vec::new()).is_none());
+    }
 }
