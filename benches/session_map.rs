@@ -2,6 +2,11 @@
 //! the plain-`HashMap` floor, plus mixed workloads at 1 and 2 threads and
 //! (with `REDIS_URL`) Redis as the floor for a shared store.
 //!
+//! `get_hit` visits keys in a fixed random order, so the CPU may overlap one
+//! lookup's cache misses with the next one's; `get_hit_chained` makes each
+//! key depend on the previous answer, so it is one lookup's latency, the
+//! figure a request that makes one lookup sees.
+//!
 //! Ids: `session_map/<op>/<store>/<size>` and
 //! `session_map/mixed-<mix>/<store>/threads-<n>`.
 
@@ -12,8 +17,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use statebench::session::memory::{MapAdapter, StoreVisitor, for_each_store};
-use statebench::session::{MapStore, SessionId, SessionStore, StoreConfig};
+use statebench::session::memory::{Entry, MapAdapter, StoreVisitor, for_each_store};
+use statebench::session::{MapStore, Session, SessionId, SessionStore, StoreConfig};
 use statebench::workload::{MIXES, Mix, Op, SIZES, THREADS, realistic_session};
 use support::Rng;
 
@@ -91,6 +96,13 @@ fn store_ops<M: MapAdapter>(c: &mut Criterion, name: &str) {
                 black_box(store.get_now(ids[i], NOW, |s| s.user.id))
             })
         });
+        g.bench_function(id("get_hit_chained"), |b| {
+            b.iter(|| {
+                let user = store.get_now(ids[i], NOW, |s| s.user.id).unwrap_or(0);
+                i = (i + 1 + chained(user)) % ids.len();
+                user
+            })
+        });
         let misses: Vec<SessionId> = (0..4096).map(|_| SessionId::random()).collect();
         assert_eq!(store.get_now(misses[0], NOW, |s| s.user.id), None);
         g.bench_function(id("get_miss"), |b| {
@@ -163,35 +175,78 @@ fn store_ops<M: MapAdapter>(c: &mut Criterion, name: &str) {
     }
 }
 
-/// The floor: a plain single-threaded `HashMap` with foldhash, same keys
-/// and values, no locking, no expiry.
+/// Zero for any real user id (they are far below 2^63), but the compiler
+/// cannot know that: adding it to the next index makes that index wait for
+/// this lookup's answer.
+fn chained(user: u64) -> usize {
+    (user >> 63) as usize
+}
+
+/// The floors: plain single-threaded `HashMap`s with foldhash, same keys,
+/// no locking, no expiry. `hashmap-floor` holds the sessions inline;
+/// `boxed-floor` holds them boxed as the stores do (one more pointer to
+/// follow, and smaller buckets).
 fn floor(c: &mut Criterion) {
     for &n in &sizes() {
-        let mut map: HashMap<SessionId, statebench::session::Session, foldhash::fast::RandomState> =
+        let mut inline: HashMap<SessionId, Session, foldhash::fast::RandomState> =
             HashMap::default();
-        let mut ids: Vec<SessionId> = (0..n)
-            .map(|i| {
-                let id = SessionId::random();
-                map.insert(id, realistic_session(i as u64, NOW));
-                id
-            })
-            .collect();
+        let mut boxed: HashMap<SessionId, Box<Entry>, foldhash::fast::RandomState> =
+            HashMap::default();
+        let mut ids: Vec<SessionId> = (0..n).map(|_| SessionId::random()).collect();
+        // Both filled in creation order, as the stores are, so neither
+        // map's memory follows the (shuffled) order the reads visit.
+        for (k, id) in ids.iter().enumerate() {
+            inline.insert(*id, realistic_session(k as u64, NOW));
+        }
+        for (k, id) in ids.iter().enumerate() {
+            boxed.insert(
+                *id,
+                Box::new(Entry::new(realistic_session(k as u64, NOW), NOW)),
+            );
+        }
         let mut rng = Rng::new(7);
         for i in (1..ids.len()).rev() {
             ids.swap(i, rng.below(i + 1));
         }
         let mut g = c.benchmark_group("session_map");
         g.throughput(Throughput::Elements(1));
-        let mut i = 0;
-        assert_eq!(map.get(&ids[0]).map(|s| s.user.id), Some(1));
-        g.bench_function(BenchmarkId::new("get_hit/hashmap-floor", n), |b| {
-            b.iter(|| {
-                i = (i + 1) % ids.len();
-                black_box(map.get(&ids[i]).map(|s| s.user.id))
-            })
+        assert_eq!(inline.get(&ids[0]).map(|s| s.user.id), Some(1));
+        assert_eq!(boxed.get(&ids[0]).map(|e| e.session.user.id), Some(1));
+        floor_reads(&mut g, "hashmap-floor", n, &ids, |id| {
+            inline.get(id).map(|s| s.user.id)
+        });
+        floor_reads(&mut g, "boxed-floor", n, &ids, |id| {
+            boxed.get(id).map(|e| e.session.user.id)
         });
         g.finish();
     }
+}
+
+/// `get_hit` and `get_hit_chained` for one floor map.
+fn floor_reads(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    n: usize,
+    ids: &[SessionId],
+    get: impl Fn(&SessionId) -> Option<u64>,
+) {
+    let mut i = 0;
+    g.bench_function(BenchmarkId::new(format!("get_hit/{name}"), n), |b| {
+        b.iter(|| {
+            i = (i + 1) % ids.len();
+            black_box(get(&ids[i]))
+        })
+    });
+    g.bench_function(
+        BenchmarkId::new(format!("get_hit_chained/{name}"), n),
+        |b| {
+            b.iter(|| {
+                let user = get(&ids[i]).unwrap_or(0);
+                i = (i + 1 + chained(user)) % ids.len();
+                user
+            })
+        },
+    );
 }
 
 fn mixed_store<M: MapAdapter>(c: &mut Criterion, name: &str, mix: Mix) {

@@ -54,7 +54,7 @@ pub(super) fn draw(
 
     let store_series: Vec<Series> = store_names()
         .iter()
-        .chain(["hashmap-floor"].iter())
+        .chain(super::FLOORS.iter())
         .map(|store| Series {
             name: store.to_string(),
             points: sizes()

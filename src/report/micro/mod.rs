@@ -124,7 +124,18 @@ fn mixes() -> Vec<&'static str> {
 }
 
 /// The single operations of `benches/session_map.rs`.
-const OPS: [&str; 6] = ["get_hit", "get_miss", "touch", "insert", "remove", "sweep"];
+const OPS: [&str; 7] = [
+    "get_hit",
+    "get_hit_chained",
+    "get_miss",
+    "touch",
+    "insert",
+    "remove",
+    "sweep",
+];
+
+/// The floors `benches/session_map.rs` measures beside the stores' reads.
+const FLOORS: [&str; 2] = ["hashmap-floor", "boxed-floor"];
 
 /// Writes the report files into `out`; returns the headline findings.
 pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<Vec<String>> {
@@ -213,8 +224,8 @@ pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<
             "| store | 1,000 | 100,000 | 1,000,000 |\n|---|---|---|---|"
         )?;
         let mut rows: Vec<&str> = store_names();
-        if op == "get_hit" {
-            rows.insert(0, "hashmap-floor");
+        if op.starts_with("get_hit") {
+            rows.splice(0..0, FLOORS);
         }
         for store in rows {
             let cells: Vec<String> = sizes()
