@@ -7,9 +7,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request};
 use axum::http::header::CONTENT_TYPE;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -149,21 +148,96 @@ fn route_name(path: &str) -> &'static str {
     }
 }
 
-/// Middleware (installed with `route_layer`) counting each request.
-pub async fn track(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("other", |p| route_name(p.as_str()));
-    let res = next.run(req).await;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
+/// The layer (installed with `route_layer`) that counts each request by
+/// route and status.
+///
+/// A plain tower layer rather than `axum::middleware::from_fn`: that one
+/// clones the inner service into a box and boxes its future on every
+/// request (over 1 KiB for `/profile`, past glibc's per-thread cache), and
+/// counting needs neither.
+#[derive(Clone)]
+pub struct TrackLayer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Track {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// A service counting each request it answers (see [`TrackLayer`]).
+#[derive(Clone)]
+pub struct Track<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or("other", |p| route_name(p.as_str()));
+        Tracked {
+            inner: self.inner.call(req),
+            metrics: Some(self.metrics.clone()),
             route,
-            status: res.status().as_u16(),
-        })
-        .inc();
-    res
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Track`]: the inner one, counted when it
+    /// completes.
+    pub struct Tracked<F> {
+        #[pin]
+        inner: F,
+        metrics: Option<Arc<Metrics>>,
+        route: &'static str,
+    }
+}
+
+impl<F, E> std::future::Future for Tracked<F>
+where
+    F: std::future::Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(res), Some(metrics)) = (&out, this.metrics.take()) {
+            metrics
+                .requests
+                .get_or_create(&RequestLabels {
+                    route: this.route,
+                    status: res.status().as_u16(),
+                })
+                .inc();
+        }
+        std::task::Poll::Ready(out)
+    }
 }
 
 /// Reads a counter back from Prometheus text (what `GET /metrics` answers):

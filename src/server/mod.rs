@@ -104,10 +104,7 @@ pub struct Lifecycle {
 pub(crate) fn finish(router: Router, metrics: &Arc<Metrics>, request_timeout: Duration) -> Router {
     router
         .route("/healthz", axum::routing::get(healthz))
-        .route_layer(axum::middleware::from_fn_with_state(
-            metrics.clone(),
-            crate::metrics::track,
-        ))
+        .route_layer(crate::metrics::TrackLayer(metrics.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
