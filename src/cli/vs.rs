@@ -129,6 +129,9 @@ pub async fn vs(args: VsArgs) -> anyhow::Result<()> {
     for line in vs::ratios(&result) {
         println!("{line}");
     }
+    for line in vs::targets(&result) {
+        println!("{line}");
+    }
     write(&args.out, &result, &table)?;
     crate::stop::eprintln(&format!(
         "wrote {}/README.md and vs.json",
@@ -161,6 +164,13 @@ fn write(out: &std::path::Path, result: &vs::VsResult, table: &str) -> anyhow::R
     writeln!(md, "{table}")?;
     for line in vs::ratios(result) {
         writeln!(md, "- {line}")?;
+    }
+    let targets = vs::targets(result);
+    if !targets.is_empty() {
+        writeln!(md, "\n## Targets\n")?;
+        for line in targets {
+            writeln!(md, "- {line}")?;
+        }
     }
     std::fs::write(out.join("README.md"), md)?;
     std::fs::write(

@@ -27,7 +27,7 @@ mod table;
 
 use generators::{Load, login_script, login_token, wrk, ws_echo};
 use table::{bottleneck, median_row, relate_to_healthz};
-pub use table::{ratios, table};
+pub use table::{ratios, table, targets};
 
 /// The routes a side-by-side run can load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]

@@ -105,6 +105,56 @@ pub fn table(result: &VsResult) -> String {
     md
 }
 
+/// The hot-path targets, each with its figure and whether it was met:
+/// stateless `/profile` at most 11.7 µs of server CPU and 1.15× `/healthz`,
+/// stateful `/profile` at most 1.10× `/healthz`, and stateless `/profile`
+/// at least 60× the throughput of each external server's `/profile` (the
+/// goal set against the classic Express example).
+pub fn targets(result: &VsResult) -> Vec<String> {
+    let met = |ok: bool| if ok { "met" } else { "missed" };
+    let row = |server: &str, route: &str| {
+        result
+            .rows
+            .iter()
+            .find(|r| r.server == server && r.route == route)
+    };
+    let mut out = Vec::new();
+    let stateless = row("statebench stateless", "/profile");
+    if let Some(us) = stateless.and_then(|r| r.server_cpu_us) {
+        out.push(format!(
+            "Stateless `/profile`: **{us:.1} µs** of server CPU per request (target ≤ 11.7 µs: {}).",
+            met(us <= 11.7)
+        ));
+    }
+    for (server, name, limit) in [
+        ("statebench stateless", "Stateless", 1.15),
+        ("statebench stateful", "Stateful", 1.10),
+    ] {
+        if let Some(r) = row(server, "/profile").and_then(|r| r.vs_healthz) {
+            out.push(format!(
+                "{name} `/profile`: **{r:.2}×** `/healthz` (target ≤ {limit:.2}×: {}).",
+                met(r <= limit)
+            ));
+        }
+    }
+    if let Some(ours) = stateless {
+        for ext in result
+            .rows
+            .iter()
+            .filter(|r| !r.server.starts_with("statebench") && r.route == "/profile")
+            .filter(|r| r.per_sec > 0.0)
+        {
+            let x = ours.per_sec / ext.per_sec;
+            out.push(format!(
+                "Stateless `/profile` throughput: **{x:.1}×** {}'s on one core (target ≥ 60× the classic Express example: {}).",
+                ext.server,
+                met(x >= 60.0)
+            ));
+        }
+    }
+    out
+}
+
 /// Throughput ratios of statebench's routes to each external server's same
 /// route (the figure the README quotes).
 pub fn ratios(result: &VsResult) -> Vec<String> {
@@ -173,6 +223,33 @@ mod tests {
         assert_eq!((row.requests, row.errors), (3000, 3));
         assert_eq!(row.p99_ms, None);
         assert_eq!(row.bound, "server");
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_rows() {
+        let mut healthz = round(80_000.0, 10.0);
+        healthz.route = "/healthz".into();
+        let stateless = round(60_000.0, 11.0);
+        let mut stateful = round(70_000.0, 12.0);
+        stateful.server = "statebench stateful".into();
+        let mut express = round(900.0, 1000.0);
+        express.server = "express".into();
+        let mut rows = vec![healthz, stateless, stateful, express];
+        relate_to_healthz(&mut rows);
+        let result = VsResult {
+            connections: 64,
+            seconds_per_route: 5.0,
+            rounds: 3,
+            server_core: 0,
+            generator_core: 1,
+            rows,
+        };
+        let lines = targets(&result);
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[0].contains("11.0 µs") && lines[0].ends_with("met)."));
+        assert!(lines[1].contains("1.10×") && lines[1].ends_with("met)."));
+        assert!(lines[2].contains("1.20×") && lines[2].ends_with("missed)."));
+        assert!(lines[3].contains("66.7×") && lines[3].contains("express"));
     }
 
     #[test]
