@@ -4,6 +4,7 @@
 //! - [`proc`]: CPU time and memory of a process, the CPU model (procfs);
 //! - [`limits`]: the open-file limit (rustix);
 //! - [`affinity`]: pinning processes to cores, and how busy each core was;
+//! - [`cgroup`]: CPU budgets, a control group with a CPU quota per process;
 //! - [`tools`]: whether an external program is installed;
 //! - [`child`]: a child process in a group of its own, killed with
 //!   everything it started when its handle drops (see [`crate::stop`]);
@@ -13,6 +14,7 @@
 //! Temporary directories come from `tempfile`, removed when dropped.
 
 pub mod affinity;
+pub mod cgroup;
 pub mod child;
 pub mod limits;
 pub mod proc;
