@@ -93,3 +93,108 @@ fn asking_for_a_zero_or_negative_budget_is_refused() {
         assert!(e.to_string().contains("positive number of cores"), "{e}");
     }
 }
+
+#[test]
+fn removing_the_hierarchy_leaves_no_group_behind() {
+    let Ok(hierarchy) = Hierarchy::detect() else {
+        return;
+    };
+    let budget = hierarchy.budget("held", 0.5, PERIOD).expect("a budget");
+    let spinner = Spinner::start();
+    budget
+        .add(spinner.0.id())
+        .expect("the spinner joins its group");
+    let parent = budget.path().parent().expect("a parent group").to_owned();
+    assert!(parent.exists());
+    drop(budget);
+    // The spinner is still running in its group.
+    drop(hierarchy);
+    assert!(
+        !parent.exists(),
+        "{} is left behind with a live process in it",
+        parent.display()
+    );
+}
+
+/// `compare`'s placement: with a writable controller every replica gets a
+/// budget; without one (not root) it pins only, and says why in its line.
+#[test]
+fn the_placement_says_whether_budgets_apply() {
+    use statebench::compare::budget::{BudgetOptions, Placement};
+    let placement = Placement::new(BudgetOptions {
+        replica_cpu: Some(0.2),
+        store_cpu: None,
+        generator_cpus: Vec::new(),
+    });
+    let placement = match placement {
+        Ok(p) => p,
+        // One core only: nothing left for the servers, said in one line.
+        Err(e) => {
+            let line = e.to_string();
+            assert!(line.contains("leaves no core for the servers"), "{line}");
+            return;
+        }
+    };
+    let line = placement.describe().expect("a budget was asked for");
+    assert!(!line.contains('\n'), "{line}");
+    assert!(line.contains("0.20 cores per replica"), "{line}");
+    match Hierarchy::detect() {
+        Ok(_) => {
+            assert!(placement.fallback().is_none(), "{line}");
+            assert!(line.contains("cgroup v"), "{line}");
+        }
+        Err(_) => {
+            let why = placement.fallback().expect("no hierarchy: a fallback");
+            assert!(why.starts_with("CPU budgets unavailable: "), "{why}");
+            assert!(
+                line.contains("budgets not applied: CPU budgets unavailable: "),
+                "{line}"
+            );
+        }
+    }
+    eprintln!("placement: {line}");
+}
+
+/// Run as root, the two tests above run again as `nobody`, who may not
+/// write cgroups: both must take their fallback path and pass.
+#[test]
+fn without_root_budgets_fall_back_to_pinning() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: the tests above already ran without cgroups");
+        return;
+    }
+    let exe = std::env::current_exe().expect("the test binary");
+    // Every core again: the placement test pins this process to the
+    // generator's core, and the child would inherit that.
+    let cores = statebench::host::proc::cpu_count().unwrap_or(1);
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(["taskset", "--cpu-list", &format!("0-{}", cores - 1)])
+        .arg(&exe)
+        .args([
+            "a_budget_holds_a_busy_process_to_its_share",
+            "the_placement_says_whether_budgets_apply",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output();
+    let out = match out {
+        Ok(o) => o,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("setpriv (util-linux) is needed to run this test as nobody")
+        }
+        Err(e) => panic!("setpriv: {e}"),
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "as nobody:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 passed"),
+        "both tests ran as nobody:\n{stdout}"
+    );
+    assert!(
+        stderr.contains("skipped: CPU budgets unavailable: ")
+            && stderr.contains("budgets not applied: CPU budgets unavailable: "),
+        "as nobody, budgets are refused in one line and the placement pins only:\n{stderr}"
+    );
+}

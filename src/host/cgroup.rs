@@ -41,6 +41,9 @@ impl fmt::Display for Version {
 #[derive(Debug)]
 pub struct Hierarchy {
     version: Version,
+    /// The mount's root group, where processes still in a group go when
+    /// the hierarchy is removed.
+    root: PathBuf,
     parent: PathBuf,
 }
 
@@ -158,6 +161,7 @@ impl Hierarchy {
         }
         let h = Self {
             version: m.version,
+            root: m.point.clone(),
             parent,
         };
         if m.version == Version::V2 {
@@ -207,13 +211,19 @@ impl Hierarchy {
 
 impl Drop for Hierarchy {
     fn drop(&mut self) {
-        // Children first; a group still holding a process stays (its
-        // process is gone within moments, and the name is per pid).
+        // Children first. A process still in a group (one whose handle
+        // outlives the hierarchy) moves to the root group, so that no
+        // directory is left behind.
         if let Ok(dir) = std::fs::read_dir(&self.parent) {
             for e in dir.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    let _ = std::fs::remove_dir(e.path());
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
                 }
+                let procs = std::fs::read_to_string(e.path().join("cgroup.procs"));
+                for pid in procs.iter().flat_map(|p| p.lines()) {
+                    let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+                }
+                let _ = std::fs::remove_dir(e.path());
             }
         }
         let _ = std::fs::remove_dir(&self.parent);
