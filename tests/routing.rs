@@ -149,6 +149,7 @@ async fn kill_one(spec: ServerSpec, users: u64) -> (usize, usize) {
     let launcher = Launcher {
         exe: env!("CARGO_BIN_EXE_statebench").into(),
         work: work.clone(),
+        placement: None,
     };
     let mut replicas = Vec::new();
     for i in 0..3 {

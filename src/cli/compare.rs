@@ -42,6 +42,20 @@ pub struct CompareArgs {
     /// memory (without it they are n/a).
     #[arg(long, value_name = "NAME=PID", value_parser = crate::compare::external::parse_target_pid, requires = "target")]
     pub target_pid: Vec<(crate::server::Arch, u32)>,
+    /// Give every replica this much CPU, in cores (0.2 is a fifth of a
+    /// core), through a cgroup CPU quota with a 10 ms period, and run the
+    /// servers on the cores the load generator does not use. Without a
+    /// writable cgroup controller (not root) the servers are only pinned,
+    /// and the report says so.
+    #[arg(long, value_name = "CORES")]
+    pub replica_cpu: Option<f64>,
+    /// The same budget for Redis and HAProxy.
+    #[arg(long, value_name = "CORES")]
+    pub store_cpu: Option<f64>,
+    /// The cores the load generator runs on (comma-separated; default with a
+    /// budget: the last core). The servers get the others.
+    #[arg(long, value_name = "CORES", value_delimiter = ',')]
+    pub generator_cpus: Vec<usize>,
 }
 
 /// `statebench compare`: the matrices, then the report.
@@ -93,6 +107,11 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         exe,
         root,
         external,
+        budgets: crate::compare::budget::BudgetOptions {
+            replica_cpu: args.replica_cpu,
+            store_cpu: args.store_cpu,
+            generator_cpus: args.generator_cpus,
+        },
     };
     if args.report_only {
         let report = crate::compare::report_only(&options)?;

@@ -219,6 +219,17 @@ pub struct Cell {
     pub bytes_per_request: Option<f64>,
     pub delivery_ratio: Option<f64>,
     pub rss_per_connection: Option<f64>,
+    /// Where the processes ran and their CPU budgets (`--replica-cpu`…),
+    /// or why budgets could not be applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<String>,
+    /// Quota periods in which a budgeted process had work, over the run,
+    /// summed over every group (replicas, Redis, HAProxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_periods: Option<u64>,
+    /// Of those, the periods in which a process used its whole quota.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttled_periods: Option<u64>,
     pub notes: Vec<String>,
 }
 
@@ -269,6 +280,9 @@ impl Cell {
             bytes_per_request: None,
             delivery_ratio: None,
             rss_per_connection: None,
+            placement: None,
+            quota_periods: None,
+            throttled_periods: None,
             notes: Vec::new(),
         }
     }

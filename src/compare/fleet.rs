@@ -46,6 +46,8 @@ impl ServerSpec {
 pub struct Launcher {
     pub exe: PathBuf,
     pub work: PathBuf,
+    /// Cores and CPU budgets for the replicas (`compare --replica-cpu`…).
+    pub placement: Option<std::sync::Arc<super::budget::Placement>>,
 }
 
 impl Launcher {
@@ -130,6 +132,9 @@ impl Launcher {
             .with_context(|| format!("{name} printed {line:?}, not its address"))?
             .to_owned();
         let pid = child.pid;
+        if let Some(p) = &self.placement {
+            p.place(name, pid, super::budget::Role::Replica)?;
+        }
         Ok(Replica {
             child,
             _stdout: lines,

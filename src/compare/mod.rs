@@ -9,12 +9,14 @@
 //!   measurements around it;
 //! - [`matrices`]: the five matrices, one module each;
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
+//! - [`budget`]: which cores they run on and the CPU each may use;
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
 //! - [`progress`]: the live bar and the per-cell lines;
 //! - [`report`]: the claims, the markdown and the charts of REPORT.md;
 //! - [`vs`]: `statebench vs`, the servers side by side on a core each.
 
+pub mod budget;
 pub mod cell;
 pub mod external;
 pub mod fleet;
@@ -96,6 +98,9 @@ pub struct Options {
     /// Servers this run did not start (`--target`); when any is given,
     /// only they are measured.
     pub external: Vec<external::External>,
+    /// Cores and CPU budgets (`--replica-cpu`, `--store-cpu`,
+    /// `--generator-cpus`); nothing is placed without them.
+    pub budgets: budget::BudgetOptions,
 }
 
 impl Options {

@@ -82,12 +82,20 @@ impl Runner {
             crate::stop::eprintln(&format!("note: skipping {s}"));
         }
         crate::host::limits::raise_open_files();
+        let placement = std::sync::Arc::new(super::budget::Placement::new(opts.budgets.clone())?);
+        if let Some(line) = placement.describe() {
+            crate::stop::eprintln(&format!("placement: {line}"));
+        }
+        if let Some(redis) = &redis {
+            placement.place("redis", redis.pid(), super::budget::Role::Store)?;
+        }
         let mut r = Self {
             opts: opts.clone(),
             dir: dir.to_path_buf(),
             launcher: Launcher {
                 exe: opts.exe.clone(),
                 work: work.to_path_buf(),
+                placement: Some(placement),
             },
             redis,
             haproxy,
@@ -215,7 +223,13 @@ impl Runner {
         };
         let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
         let proxy = match knobs.haproxy {
-            Some(policy) => Some(Haproxy::start(&self.launcher.work, policy, &urls).await?),
+            Some(policy) => {
+                let proxy = Haproxy::start(&self.launcher.work, policy, &urls).await?;
+                if let Some(p) = &self.launcher.placement {
+                    p.place("haproxy", proxy.pid(), super::budget::Role::Store)?;
+                }
+                Some(proxy)
+            }
             None => None,
         };
         if knobs.backplane {
@@ -273,6 +287,8 @@ impl Runner {
         let server0 = cpu(servers);
         let proxy0 = proxy.and_then(Haproxy::cpu);
         let redis0 = self.redis.as_ref().and_then(RedisServer::cpu);
+        let placement = self.launcher.placement.clone();
+        let throttled0 = placement.as_ref().and_then(|p| p.throttling());
         let me = std::process::id();
         let gen0 = cpu_time(me);
         let started = Instant::now();
@@ -284,6 +300,20 @@ impl Runner {
         let proxy1 = proxy.and_then(Haproxy::cpu);
         let redis1 = self.redis.as_ref().and_then(RedisServer::cpu);
         let counted_after = self.server_count(servers, ws).await;
+        if let Some(p) = &placement {
+            cell.placement = p.describe();
+            if let (Some(a), Some(b)) = (throttled0, p.throttling()) {
+                let d = b.since(&a);
+                cell.quota_periods = Some(d.periods);
+                cell.throttled_periods = Some(d.throttled);
+                if d.periods > 0 {
+                    cell.notes.push(format!(
+                        "throttled in {:.0}% of quota periods",
+                        100.0 * d.throttled as f64 / d.periods as f64
+                    ));
+                }
+            }
+        }
         cell.rss_bytes = servers.iter().filter_map(Watched::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();
         cell.wall_secs = wall_s;

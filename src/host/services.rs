@@ -57,6 +57,10 @@ impl RedisServer {
         self.child.cpu()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.pid
+    }
+
     /// SIGKILL: Redis disappears at once, as in a crash.
     pub async fn kill(&mut self) {
         self.child.kill().await;
@@ -144,6 +148,10 @@ impl Haproxy {
 
     pub fn cpu(&self) -> Option<Duration> {
         self.child.cpu()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.pid
     }
 }
 

@@ -68,6 +68,13 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
                 .join(", ")
         );
     }
+    if let Some(line) = record.cells.iter().find_map(|c| c.placement.as_deref()) {
+        let _ = writeln!(
+            md,
+            "**Placement**: {line}. Each cell's notes give the share of quota periods in which a \
+             budgeted process was throttled.\n"
+        );
+    }
     let _ = writeln!(md, "{}", env.markdown());
     let _ = writeln!(
         md,

@@ -203,6 +203,7 @@ pub async fn run(
     let launcher = Launcher {
         exe: config.exe.clone(),
         work: work.path().to_owned(),
+        placement: None,
     };
 
     // Servers start while this process sits on the server core, so they

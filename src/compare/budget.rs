@@ -1,0 +1,193 @@
+//! Where `compare`'s processes run and how much CPU each may use: the load
+//! generator (this process) on cores of its own, every replica, Redis and
+//! HAProxy on the others, each in a cgroup with a CPU quota
+//! (`host::cgroup`). Without a writable cgroup controller the placement
+//! falls back to pinning alone, says so in one line, and every cell notes it.
+
+use std::sync::Mutex;
+
+use crate::host::affinity;
+use crate::host::cgroup::{Budget, CpuStat, Hierarchy, PERIOD};
+
+/// What the user asked for (`--replica-cpu`, `--store-cpu`,
+/// `--generator-cpus`).
+#[derive(Debug, Clone, Default)]
+pub struct BudgetOptions {
+    /// Cores' worth of CPU per replica (0.2 = a fifth of a core).
+    pub replica_cpu: Option<f64>,
+    /// The same for Redis and HAProxy.
+    pub store_cpu: Option<f64>,
+    /// The cores the load generator runs on; the servers get the rest.
+    pub generator_cpus: Vec<usize>,
+}
+
+impl BudgetOptions {
+    pub fn any(&self) -> bool {
+        self.replica_cpu.is_some() || self.store_cpu.is_some() || !self.generator_cpus.is_empty()
+    }
+}
+
+/// The placement of one run.
+#[derive(Debug)]
+pub struct Placement {
+    options: BudgetOptions,
+    server_cores: Vec<usize>,
+    hierarchy: Option<Hierarchy>,
+    /// Why budgets are not applied, when they were asked for and cannot be.
+    fallback: Option<String>,
+    /// Budgets made so far, by process name, for the cells to read.
+    groups: Mutex<Vec<(String, Budget)>>,
+}
+
+/// Which kind of process a budget is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Replica,
+    /// Redis or HAProxy.
+    Store,
+}
+
+impl Placement {
+    /// Checks the options against this machine, pins this process (the
+    /// load generator) to its cores, and finds a cgroup hierarchy when a
+    /// budget is asked for. Without options it places nothing.
+    pub fn new(options: BudgetOptions) -> anyhow::Result<Self> {
+        for (flag, v) in [
+            ("--replica-cpu", options.replica_cpu),
+            ("--store-cpu", options.store_cpu),
+        ] {
+            if let Some(v) = v {
+                anyhow::ensure!(
+                    v.is_finite() && v > 0.0 && v <= 64.0,
+                    "{flag} must be a number of cores above 0 (0.2 is a fifth of a core), not {v}"
+                );
+            }
+        }
+        let allowed = affinity::allowed();
+        let generator = if options.generator_cpus.is_empty() && options.any() {
+            // Default: the last core for the generator, the rest for servers.
+            allowed.last().map(|&c| vec![c]).unwrap_or_default()
+        } else {
+            options.generator_cpus.clone()
+        };
+        for c in &generator {
+            anyhow::ensure!(
+                allowed.contains(c),
+                "--generator-cpus {c}: this process may only use cores {allowed:?}"
+            );
+        }
+        let server_cores: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|c| !generator.contains(c))
+            .collect();
+        if options.any() {
+            anyhow::ensure!(
+                !server_cores.is_empty(),
+                "--generator-cpus {generator:?} leaves no core for the servers (cores {allowed:?})"
+            );
+            affinity::pin_self(&generator).map_err(|e| {
+                anyhow::anyhow!("cannot pin the load generator to {generator:?}: {e}")
+            })?;
+        }
+        let wants_quota = options.replica_cpu.is_some() || options.store_cpu.is_some();
+        let (hierarchy, fallback) = if wants_quota {
+            match Hierarchy::detect() {
+                Ok(h) => (Some(h), None),
+                Err(e) => (None, Some(format!("{e}; pinning only"))),
+            }
+        } else {
+            (None, None)
+        };
+        let options = BudgetOptions {
+            generator_cpus: generator,
+            ..options
+        };
+        Ok(Self {
+            options,
+            server_cores,
+            hierarchy,
+            fallback,
+            groups: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Why budgets are not applied, if they were asked for and cannot be.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
+    }
+
+    /// One line for the run's header and each cell's notes.
+    pub fn describe(&self) -> Option<String> {
+        if !self.options.any() {
+            return None;
+        }
+        let cores = |v: &[usize]| {
+            v.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let quota = |what: &str, v: Option<f64>| {
+            v.map(|c| format!(", {c:.2} cores per {what}"))
+                .unwrap_or_default()
+        };
+        let how = match (&self.hierarchy, &self.fallback) {
+            (Some(h), _) => format!(" ({}, {} ms period)", h.version(), PERIOD.as_millis()),
+            (None, Some(why)) => format!(" (budgets not applied: {why})"),
+            (None, None) => String::new(),
+        };
+        Some(format!(
+            "load generator on core {}, servers on core {}{}{}{how}",
+            cores(&self.options.generator_cpus),
+            cores(&self.server_cores),
+            quota("replica", self.options.replica_cpu),
+            quota("store or balancer", self.options.store_cpu),
+        ))
+    }
+
+    /// Places process `pid` (named `name`, unique within the run) on the
+    /// server cores and, when its role has a budget, in a group of its own.
+    pub fn place(&self, name: &str, pid: u32, role: Role) -> anyhow::Result<()> {
+        if !self.options.any() {
+            return Ok(());
+        }
+        affinity::pin_process(pid, &self.server_cores)
+            .map_err(|e| anyhow::anyhow!("cannot pin {name} to {:?}: {e}", self.server_cores))?;
+        let cpus = match role {
+            Role::Replica => self.options.replica_cpu,
+            Role::Store => self.options.store_cpu,
+        };
+        let (Some(h), Some(cpus)) = (&self.hierarchy, cpus) else {
+            return Ok(());
+        };
+        let budget = h
+            .budget(name, cpus, PERIOD)
+            .map_err(|e| anyhow::anyhow!("cannot make a CPU budget for {name}: {e}"))?;
+        budget
+            .add(pid)
+            .map_err(|e| anyhow::anyhow!("cannot put {name} under its CPU budget: {e}"))?;
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups.retain(|(n, _)| n != name);
+        groups.push((name.to_owned(), budget));
+        Ok(())
+    }
+
+    /// The throttling counters of every group made so far, summed (a
+    /// group whose process has ended no longer changes, so the difference
+    /// between two readings is the throttling between them).
+    pub fn throttling(&self) -> Option<CpuStat> {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        if groups.is_empty() {
+            return None;
+        }
+        let mut total = CpuStat::default();
+        for (_, b) in groups.iter() {
+            let s = b.stat().ok()?;
+            total.periods += s.periods;
+            total.throttled += s.throttled;
+            total.throttled_time += s.throttled_time;
+        }
+        Some(total)
+    }
+}
