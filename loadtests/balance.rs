@@ -105,28 +105,49 @@ impl Balancer {
     /// The slot and base URL for a user's next request; `None` when every
     /// replica is down.
     pub fn pick(&self, user: u64, affinity: &mut Affinity) -> Option<(usize, String)> {
+        self.pick_avoiding(user, affinity, None)
+    }
+
+    /// [`pick`](Self::pick) for the retry of a request that failed on
+    /// `avoid`: the same policy, any replica up but that one. `None` when
+    /// no other replica is up.
+    pub fn pick_other(
+        &self,
+        user: u64,
+        affinity: &mut Affinity,
+        avoid: usize,
+    ) -> Option<(usize, String)> {
+        self.pick_avoiding(user, affinity, Some(avoid))
+    }
+
+    fn pick_avoiding(
+        &self,
+        user: u64,
+        affinity: &mut Affinity,
+        avoid: Option<usize>,
+    ) -> Option<(usize, String)> {
         let slots = self.slots.read().expect("balancer lock");
-        let up = |i: usize| slots.get(i).is_some_and(|s| s.up);
+        let usable = |i: usize| Some(i) != avoid && slots.get(i).is_some_and(|s| s.up);
         let next_up = || {
             let n = slots.len();
             (0..n)
                 .map(|_| self.next.fetch_add(1, Ordering::Relaxed) % n)
-                .find(|&i| slots[i].up)
+                .find(|&i| usable(i))
         };
         let slot = match self.policy {
             Policy::RoundRobin => next_up()?,
             Policy::PerConnection => match affinity.slot {
-                Some(s) if up(s) && affinity.served < self.reconnect_every => s,
+                Some(s) if usable(s) && affinity.served < self.reconnect_every => s,
                 _ => {
                     affinity.served = 0;
                     next_up()?
                 }
             },
             Policy::Sticky => match affinity.slot {
-                Some(s) if up(s) => s,
+                Some(s) if usable(s) => s,
                 _ => next_up()?,
             },
-            Policy::ConsistentHash => self.owner(user, &slots)?,
+            Policy::ConsistentHash => self.owner(user, &slots, avoid)?,
         };
         affinity.slot = Some(slot);
         affinity.served += 1;
@@ -136,19 +157,21 @@ impl Balancer {
         Some((slot, slots[slot].url.clone()))
     }
 
-    fn owner(&self, user: u64, slots: &[Slot]) -> Option<usize> {
+    /// The first replica up clockwise from the user's point on the ring
+    /// (skipping `avoid`).
+    fn owner(&self, user: u64, slots: &[Slot], avoid: Option<usize>) -> Option<usize> {
         let ring = self.ring.read().expect("balancer lock");
         let h = hash(user);
         let start = ring.partition_point(|&(p, _)| p < h);
         (0..ring.len())
             .map(|i| ring[(start + i) % ring.len()].1)
-            .find(|&s| slots[s].up)
+            .find(|&s| slots[s].up && Some(s) != avoid)
     }
 
     /// The replica a user id hashes to with the current membership.
     pub fn ring_owner(&self, user: u64) -> Option<usize> {
         let slots = self.slots.read().expect("balancer lock");
-        self.owner(user, &slots)
+        self.owner(user, &slots, None)
     }
 
     fn rebuild_ring(&self) {
@@ -204,6 +227,12 @@ impl Balancer {
             .push(AtomicU64::new(0));
         self.rebuild_ring();
         slot
+    }
+
+    /// Whether a replica other than `slot` is up (somewhere to retry).
+    pub fn other_up(&self, slot: usize) -> bool {
+        let slots = self.slots.read().expect("balancer lock");
+        slots.iter().enumerate().any(|(i, s)| i != slot && s.up)
     }
 
     /// Requests sent to each slot so far.
@@ -278,6 +307,28 @@ mod tests {
         b.mark_down(first);
         let other = b.pick(7, &mut a).unwrap().0;
         assert_ne!(other, first);
+    }
+
+    #[test]
+    fn a_retry_goes_to_another_replica_under_every_policy() {
+        for policy in Policy::ALL {
+            let b = Balancer::new(urls(3), policy, 100);
+            for user in 0..50 {
+                let mut a = Affinity::default();
+                let first = b.pick(user, &mut a).unwrap().0;
+                let (other, url) = b.pick_other(user, &mut a, first).unwrap();
+                assert_ne!(other, first, "{policy:?}");
+                assert_eq!(url, urls(3)[other]);
+                // The user stays where the retry went (sticky, per-connection).
+                if matches!(policy, Policy::Sticky | Policy::PerConnection) {
+                    assert_eq!(b.pick(user, &mut a).unwrap().0, other, "{policy:?}");
+                }
+            }
+        }
+        let b = Balancer::new(urls(2), Policy::RoundRobin, 1);
+        b.mark_down(1);
+        assert!(!b.other_up(0));
+        assert!(b.pick_other(0, &mut Affinity::default(), 0).is_none());
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub struct LoadConfig {
     pub policy: Policy,
     /// Per-connection policy: requests before a user "reconnects".
     pub reconnect_every: u32,
+    /// How many times the embedded balancer sends a request again, to
+    /// another replica, after a failure the server cannot have acted on:
+    /// a refused connection (any request), or a reset or empty answer (a
+    /// `GET` only). 0: every failure reaches the user.
+    pub retries: u32,
     pub scenario: ScenarioKind,
     pub users: usize,
     /// Users started per second (the ramp).
@@ -52,6 +57,7 @@ impl LoadConfig {
             replicas: Vec::new(),
             policy: Policy::RoundRobin,
             reconnect_every: 100,
+            retries: 1,
             scenario,
             users: 4,
             increase_rate: 100.0,

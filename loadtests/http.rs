@@ -102,15 +102,17 @@ struct TokenBody {
 /// Header carrying the user id, for balancers that hash on it.
 pub const USER_HEADER: &str = "x-user";
 
-/// A request builder for `path` on the chosen replica, with the user id
-/// and, if the user holds one, its token (the cookie store adds `sid`).
+/// A request builder for `path` on the chosen replica (any but `avoid`,
+/// for a retry), with the user id and, if the user holds one, its token
+/// (the cookie store adds `sid`).
 pub(crate) fn routed(
     user: &mut GooseUser,
     shared: &Shared,
     method: GooseMethod,
     path: &str,
+    avoid: Option<usize>,
 ) -> Result<(usize, String, reqwest::RequestBuilder), Box<TransactionError>> {
-    let (slot, url) = shared.url(user, path)?;
+    let (slot, url) = shared.url(user, path, avoid)?;
     let mut builder = user
         .get_request_builder(&method, &url)?
         .header(USER_HEADER, user.weighted_users_index.to_string());
@@ -129,8 +131,19 @@ pub(crate) fn routed(
     Ok((slot, url, builder))
 }
 
+/// Whether a failed attempt may be sent again to another replica, as a
+/// balancer does (HAProxy's `retry-on conn-failure empty-response`): a
+/// refused connection never reached a server, so any request may go
+/// again; a reset or an empty answer may have, so only a `GET` does.
+fn retryable(kind: &str, method: &GooseMethod) -> bool {
+    kind == "connect" || (kind == "reset" && matches!(method, GooseMethod::Get))
+}
+
 /// Sends a routed request recorded under `name`; a refused connection
-/// takes that replica out of rotation.
+/// takes that replica out of rotation. A failure the server cannot have
+/// acted on is sent again to another replica, up to
+/// [`Shared::retries`] times; goose records each attempt, and the
+/// retried ones are counted in [`Shared::retried`].
 pub(crate) async fn send(
     user: &mut GooseUser,
     shared: &Shared,
@@ -139,42 +152,52 @@ pub(crate) async fn send(
     name: &str,
     body: Option<String>,
 ) -> Result<reqwest::Response, Box<TransactionError>> {
-    let (slot, url, mut builder) = routed(user, shared, method, path)?;
-    if let Some(body) = body {
-        shared
-            .request_bytes
-            .fetch_add(body.len() as u64, Ordering::Relaxed);
-        builder = builder
-            .header("content-type", "application/json")
-            .body(body);
-    }
-    let request = GooseRequest::builder()
-        .method(method)
-        .path(url.as_str())
-        .name(name)
-        .set_request_builder(builder)
-        .build();
-    let goose = tokio::select! {
-        biased;
-        () = shared.cancel.cancelled() => return Err(stopped().await),
-        goose = user.request(request) => goose?,
-    };
-    match goose.response {
-        Ok(r) => {
-            answered(user, shared);
-            Ok(r)
+    let mut avoid = None;
+    let mut retries_left = shared.retries;
+    loop {
+        let (slot, url, mut builder) = routed(user, shared, method, path, avoid)?;
+        if let Some(body) = &body {
+            shared
+                .request_bytes
+                .fetch_add(body.len() as u64, Ordering::Relaxed);
+            builder = builder
+                .header("content-type", "application/json")
+                .body(body.clone());
         }
-        Err(e) => {
-            shared.trouble();
-            shared.count_error(transport_kind(&e));
-            if e.is_connect() {
-                shared.refused.store(true, Ordering::Relaxed);
-                let base = url.strip_suffix(path).unwrap_or(&url);
-                shared.balancer.report_refused(slot, base);
+        let request = GooseRequest::builder()
+            .method(method)
+            .path(url.as_str())
+            .name(name)
+            .set_request_builder(builder)
+            .build();
+        let goose = tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return Err(stopped().await),
+            goose = user.request(request) => goose?,
+        };
+        let e = match goose.response {
+            Ok(r) => {
+                answered(user, shared);
+                return Ok(r);
             }
-            back_off(user, shared).await;
-            Err(Box::new(TransactionError::Reqwest(e)))
+            Err(e) => e,
+        };
+        shared.trouble();
+        let kind = transport_kind(&e);
+        shared.count_error(kind);
+        if e.is_connect() {
+            shared.refused.store(true, Ordering::Relaxed);
+            let base = url.strip_suffix(path).unwrap_or(&url);
+            shared.balancer.report_refused(slot, base);
         }
+        if retries_left > 0 && retryable(kind, &method) && shared.balancer.other_up(slot) {
+            retries_left -= 1;
+            shared.retried.fetch_add(1, Ordering::Relaxed);
+            avoid = Some(slot);
+            continue;
+        }
+        back_off(user, shared).await;
+        return Err(Box::new(TransactionError::Reqwest(e)));
     }
 }
 

@@ -101,6 +101,10 @@ pub struct LoadResult {
     /// Users that logged in again because their session was gone.
     #[serde(default)]
     pub sessions_lost: u64,
+    /// Failed attempts the embedded balancer sent again to another
+    /// replica (counted among the failures; the user never saw them).
+    #[serde(default)]
+    pub retried: u64,
     /// Requests the embedded balancer sent to each replica.
     #[serde(default)]
     pub routed: Vec<u64>,
@@ -190,6 +194,7 @@ impl LoadResult {
         }
         self.runs += other.runs;
         self.sessions_lost += other.sessions_lost;
+        self.retried += other.retried;
         if self.routed.len() < other.routed.len() {
             self.routed.resize(other.routed.len(), 0);
         }

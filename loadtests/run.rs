@@ -69,6 +69,7 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         .map(|f| format!("{}: observed {}", f.rule, f.observed))
         .collect();
     result.sessions_lost = shared.sessions_lost.load(Ordering::Relaxed);
+    result.retried = shared.retried.load(Ordering::Relaxed);
     result.routed = shared.balancer.routed();
     result.request_bytes = shared.request_bytes.load(Ordering::Relaxed);
     result.requests_sent = shared.requests_sent.load(Ordering::Relaxed);

@@ -22,6 +22,11 @@ pub struct Shared {
     pub chat_interval: Duration,
     /// Users that had to log in again because their session was gone.
     pub sessions_lost: AtomicU64,
+    /// Retries per request on another replica ([`LoadConfig::retries`]).
+    pub retries: u32,
+    /// Failed attempts that were sent again to another replica: goose
+    /// counts each as a failed request, the user never saw it fail.
+    pub retried: AtomicU64,
     /// Credential and body bytes sent (`Authorization` value, `Cookie`
     /// value, body) and the requests that sent them: what state costs on
     /// the wire.
@@ -77,6 +82,8 @@ impl Shared {
             room_size: config.room_size.max(1),
             chat_interval: config.chat_interval,
             sessions_lost: AtomicU64::new(0),
+            retries: config.retries,
+            retried: AtomicU64::new(0),
             request_bytes: AtomicU64::new(0),
             last_trouble_us: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
@@ -123,11 +130,13 @@ impl Shared {
         }
     }
 
-    /// The full URL of `path` on the replica this user's request goes to.
+    /// The full URL of `path` on the replica this user's request goes to
+    /// (any but `avoid`, for a retry).
     pub(crate) fn url(
         &self,
         user: &mut GooseUser,
         path: &str,
+        avoid: Option<usize>,
     ) -> Result<(usize, String), Box<TransactionError>> {
         let id = user.weighted_users_index as u64;
         if user.get_session_data::<State>().is_none() {
@@ -136,7 +145,10 @@ impl Shared {
         // In place: no copy of the token on every request.
         let picked = user
             .get_session_data_mut::<State>()
-            .and_then(|state| self.balancer.pick(id, &mut state.affinity));
+            .and_then(|state| match avoid {
+                None => self.balancer.pick(id, &mut state.affinity),
+                Some(slot) => self.balancer.pick_other(id, &mut state.affinity, slot),
+            });
         let (slot, base) = picked.ok_or_else(|| broken("no replica is up"))?;
         Ok((slot, format!("{base}{path}")))
     }

@@ -48,7 +48,7 @@ pub(crate) fn ws_url(
     shared: &Shared,
     path: &str,
 ) -> Result<String, Box<TransactionError>> {
-    let (_, url) = shared.url(user, path)?;
+    let (_, url) = shared.url(user, path, None)?;
     Ok(url
         .replacen("http://", "ws://", 1)
         .replacen("https://", "wss://", 1))

@@ -106,7 +106,7 @@ async fn haproxy_policies_match_the_embedded_ones() {
     let work = work_dir.path().to_path_buf();
     let stateful = two_replicas(true).await;
     let urls: Vec<String> = stateful.iter().map(|s| s.url("")).collect();
-    let proxy = Haproxy::start(&work, Policy::RoundRobin, &urls)
+    let proxy = Haproxy::start(&work, Policy::RoundRobin, &urls, 1)
         .await
         .unwrap();
     let rr = load(proxy.url.clone(), Vec::new(), Policy::RoundRobin, true).await;
@@ -122,13 +122,13 @@ async fn haproxy_policies_match_the_embedded_ones() {
     );
     drop(proxy);
     for policy in [Policy::Sticky, Policy::ConsistentHash] {
-        let proxy = Haproxy::start(&work, policy, &urls).await.unwrap();
+        let proxy = Haproxy::start(&work, policy, &urls, 1).await.unwrap();
         let r = load(proxy.url.clone(), Vec::new(), policy, true).await;
         assert_no_misses(&r, &format!("haproxy {}", policy.name()));
     }
     let stateless = two_replicas(false).await;
     let urls: Vec<String> = stateless.iter().map(|s| s.url("")).collect();
-    let proxy = Haproxy::start(&work, Policy::RoundRobin, &urls)
+    let proxy = Haproxy::start(&work, Policy::RoundRobin, &urls, 1)
         .await
         .unwrap();
     let r = load(proxy.url.clone(), Vec::new(), Policy::RoundRobin, false).await;

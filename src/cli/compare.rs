@@ -56,6 +56,11 @@ pub struct CompareArgs {
     /// budget: the last core). The servers get the others.
     #[arg(long, value_name = "CORES", value_delimiter = ',')]
     pub generator_cpus: Vec<usize>,
+    /// How many times a balancer (embedded or HAProxy) sends a request
+    /// again to another replica after a refused connection, or after a
+    /// reset or empty answer to a GET. 0 shows every failure as it is.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=3))]
+    pub retries: u32,
 }
 
 /// `statebench compare`: the matrices, then the report.
@@ -107,6 +112,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         exe,
         root,
         external,
+        retries: args.retries,
         budgets: crate::compare::budget::BudgetOptions {
             replica_cpu: args.replica_cpu,
             store_cpu: args.store_cpu,

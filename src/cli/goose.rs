@@ -84,6 +84,18 @@ pub struct GooseArgs {
         help_heading = "statebench"
     )]
     pub policy: Policy,
+    /// How many times the embedded balancer sends a request again to
+    /// another replica after a refused connection, or after a reset or
+    /// empty answer to a GET (0: never).
+    #[arg(
+        long = "sb-retries",
+        env = "STATEBENCH_RETRIES",
+        value_name = "N",
+        default_value_t = 1,
+        value_parser = clap::value_parser!(u32).range(0..=3),
+        help_heading = "statebench"
+    )]
+    pub retries: u32,
     #[command(flatten)]
     pub goose: goose::config::GooseConfiguration,
 }
@@ -118,6 +130,7 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
     let config = LoadConfig {
         replicas,
         policy: args.policy,
+        retries: args.retries,
         users: args.goose.users.unwrap_or(SLOTS),
         cart_items: args.cart_items,
         room_size: args.room_size,

@@ -133,16 +133,25 @@ pub enum Event {
     Add,
     /// Each replica in turn is drained, SIGTERMed and replaced.
     RollingRestart,
+    /// One replica is drained, then SIGTERMed, and not replaced: what an
+    /// autoscaler does when load falls.
+    ScaleDown,
 }
 
 impl Event {
-    pub const ALL: [Event; 3] = [Event::Kill, Event::Add, Event::RollingRestart];
+    pub const ALL: [Event; 4] = [
+        Event::Kill,
+        Event::Add,
+        Event::RollingRestart,
+        Event::ScaleDown,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Event::Kill => "kill",
             Event::Add => "add",
             Event::RollingRestart => "rolling-restart",
+            Event::ScaleDown => "scale-down",
         }
     }
 }
@@ -213,6 +222,14 @@ pub struct Cell {
     pub valid: bool,
     pub miss_rate: f64,
     pub sessions_lost: u64,
+    /// Of the failures, attempts the balancer sent again to another
+    /// replica: the user never saw them fail (see [`Cell::lost`]).
+    #[serde(default)]
+    pub retried: u64,
+    /// Sessions the removed replica held just before a kill or a
+    /// scale-down (its own `sessions_live`), for in-memory stores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_on_removed: Option<u64>,
     pub routed: Vec<u64>,
     pub recovery_ms: Option<f64>,
     pub remapped_fraction: Option<f64>,
@@ -274,6 +291,8 @@ impl Cell {
             valid: false,
             miss_rate: 0.0,
             sessions_lost: 0,
+            retried: 0,
+            sessions_on_removed: None,
             routed: Vec::new(),
             recovery_ms: None,
             remapped_fraction: None,
@@ -285,6 +304,12 @@ impl Cell {
             throttled_periods: None,
             notes: Vec::new(),
         }
+    }
+
+    /// Requests whose user saw them fail: the failures less the attempts
+    /// that were retried on another replica.
+    pub fn lost(&self) -> u64 {
+        self.failures.saturating_sub(self.retried)
     }
 
     /// Latency, rates, errors and routing from a goose result. Errors are
@@ -314,6 +339,7 @@ impl Cell {
             ));
         }
         self.sessions_lost = result.sessions_lost;
+        self.retried = result.retried;
         self.routed.clone_from(&result.routed);
         if result.requests_sent > 0 {
             self.bytes_per_request =

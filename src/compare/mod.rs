@@ -9,6 +9,8 @@
 //!   measurements around it;
 //! - [`matrices`]: the five matrices, one module each;
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
+//! - [`elastic`]: a replica killed, added, restarted or scaled down
+//!   under load;
 //! - [`budget`]: which cores they run on and the CPU each may use;
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
@@ -18,6 +20,7 @@
 
 pub mod budget;
 pub mod cell;
+pub mod elastic;
 pub mod external;
 pub mod fleet;
 pub mod matrices;
@@ -101,6 +104,9 @@ pub struct Options {
     /// Cores and CPU budgets (`--replica-cpu`, `--store-cpu`,
     /// `--generator-cpus`); nothing is placed without them.
     pub budgets: budget::BudgetOptions,
+    /// Retries of a failed request on another replica, by either balancer
+    /// (`--retries`).
+    pub retries: u32,
 }
 
 impl Options {

@@ -189,6 +189,7 @@ impl Runner {
             increase_rate: (users as f64).max(50.0),
             run_time: self.opts.cell_time(),
             reset_metrics: false,
+            retries: self.opts.retries,
             ..LoadConfig::new(target, scenario)
         }
     }
@@ -224,7 +225,8 @@ impl Runner {
         let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
         let proxy = match knobs.haproxy {
             Some(policy) => {
-                let proxy = Haproxy::start(&self.launcher.work, policy, &urls).await?;
+                let proxy =
+                    Haproxy::start(&self.launcher.work, policy, &urls, self.opts.retries).await?;
                 if let Some(p) = &self.launcher.placement {
                     p.place("haproxy", proxy.pid(), super::budget::Role::Store)?;
                 }

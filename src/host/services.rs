@@ -2,7 +2,7 @@
 //! shared session store and chat backplane) and HAProxy (the external
 //! balancer), each on a free loopback port and stopped when dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -71,13 +71,15 @@ impl RedisServer {
 pub struct Haproxy {
     child: ChildProc,
     pub url: String,
-    config: PathBuf,
-    port: u16,
 }
 
 impl Haproxy {
-    /// The configuration for `policy` over `backends` (HTTP base URLs).
-    pub fn config(port: u16, policy: Policy, backends: &[String]) -> String {
+    /// The configuration for `policy` over `backends` (HTTP base URLs). A
+    /// request whose connection is refused, or (HTTP mode) whose server
+    /// closes without answering, goes again to another server up to
+    /// `retries` times (`retry-on conn-failure empty-response`,
+    /// `option redispatch`), as the embedded balancer does.
+    pub fn config(port: u16, policy: Policy, backends: &[String], retries: u32) -> String {
         let (mode, balance, server_extra, backend_extra) = match policy {
             Policy::RoundRobin => ("http", "roundrobin", "", ""),
             // L4: a client connection stays on one server until it reconnects.
@@ -90,10 +92,15 @@ impl Haproxy {
             ),
             Policy::ConsistentHash => ("http", "hdr(x-user)", "", "    hash-type consistent\n"),
         };
+        let retry_on = if mode == "http" && retries > 0 {
+            "    retry-on conn-failure empty-response\n"
+        } else {
+            ""
+        };
         let mut c = format!(
             "global\n    maxconn 4000\n\ndefaults\n    mode {mode}\n    timeout connect 2s\n    \
-             timeout client 30s\n    timeout server 30s\n    option redispatch\n    retries 1\n\n\
-             frontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\n\
+             timeout client 30s\n    timeout server 30s\n    option redispatch\n    retries {retries}\n\
+             {retry_on}\nfrontend fe\n    bind 127.0.0.1:{port}\n    default_backend be\n\n\
              backend be\n    balance {balance}\n{backend_extra}"
         );
         for (i, b) in backends.iter().enumerate() {
@@ -107,10 +114,15 @@ impl Haproxy {
         c
     }
 
-    pub async fn start(work: &Path, policy: Policy, backends: &[String]) -> anyhow::Result<Self> {
+    pub async fn start(
+        work: &Path,
+        policy: Policy,
+        backends: &[String],
+        retries: u32,
+    ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let config = work.join(format!("haproxy-{}.cfg", policy.name()));
-        std::fs::write(&config, Self::config(port, policy, backends))?;
+        std::fs::write(&config, Self::config(port, policy, backends, retries))?;
         let child = Self::launch(&config)?;
         wait_for_port(port, "haproxy").await.with_context(|| {
             format!(
@@ -121,8 +133,6 @@ impl Haproxy {
         Ok(Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
-            config,
-            port,
         })
     }
 
@@ -136,14 +146,6 @@ impl Haproxy {
                 .stderr(log),
             "haproxy",
         )
-    }
-
-    /// Rewrites the backends (a replica replaced or added) and restarts.
-    pub async fn reload(&mut self, policy: Policy, backends: &[String]) -> anyhow::Result<()> {
-        std::fs::write(&self.config, Self::config(self.port, policy, backends))?;
-        self.child.kill().await;
-        self.child = Self::launch(&self.config)?;
-        wait_for_port(self.port, "haproxy").await
     }
 
     pub fn cpu(&self) -> Option<Duration> {
@@ -187,11 +189,17 @@ mod tests {
             "http://127.0.0.1:1".to_string(),
             "http://127.0.0.1:2".into(),
         ];
-        let sticky = Haproxy::config(9, Policy::Sticky, &b);
+        let sticky = Haproxy::config(9, Policy::Sticky, &b, 1);
         assert!(sticky.contains("cookie SERVERID insert"));
         assert!(sticky.contains("server r1 127.0.0.1:2 cookie r1"));
-        let hash = Haproxy::config(9, Policy::ConsistentHash, &b);
+        let hash = Haproxy::config(9, Policy::ConsistentHash, &b, 1);
         assert!(hash.contains("hash-type consistent") && hash.contains("balance hdr(x-user)"));
-        assert!(Haproxy::config(9, Policy::PerConnection, &b).contains("mode tcp"));
+        let l4 = Haproxy::config(9, Policy::PerConnection, &b, 1);
+        assert!(l4.contains("mode tcp") && !l4.contains("retry-on"));
+        let rr = Haproxy::config(9, Policy::RoundRobin, &b, 1);
+        assert!(rr.contains("retries 1\n    retry-on conn-failure empty-response\n"));
+        assert!(rr.contains("option redispatch"));
+        let raw = Haproxy::config(9, Policy::RoundRobin, &b, 0);
+        assert!(raw.contains("retries 0\n") && !raw.contains("retry-on"));
     }
 }

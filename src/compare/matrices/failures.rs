@@ -1,13 +1,15 @@
 //! Failures and elasticity: three replicas under load; a third of the way
-//! in, one is SIGKILLed, one is added, or each in turn is drained,
-//! SIGTERMed and replaced. Sessions lost and the time to recover say what
-//! each design loses with a server.
+//! in, one is SIGKILLed, one is added, each in turn is drained, SIGTERMed
+//! and replaced, or one is drained and removed ([`elastic`]). Requests
+//! lost, sessions lost and the time to recover say what each design loses
+//! with a server.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::super::Matrix;
 use super::super::cell::{Balancer, Cell, Event, Server};
+use super::super::elastic;
 use super::super::runner::Runner;
 use super::SCALE_USERS;
 use crate::loadtests::{self, Policy, Shared};
@@ -92,33 +94,17 @@ async fn measure(r: &mut Runner, mut cell: Cell, total: Duration) -> anyhow::Res
         let replicas = &mut replicas;
         async move {
             tokio::time::sleep(at).await;
-            let t0 = shared.now_us();
-            match event {
-                Event::Kill => replicas[1].kill().await,
-                Event::Add => {
-                    let added = launcher.spawn(&spec, "added").await?;
-                    shared.balancer.add(added.url.clone());
-                    replicas.push(added);
-                }
-                Event::RollingRestart => {
-                    let step = total / 3 / N as u32;
-                    for (i, replica) in replicas.iter_mut().enumerate() {
-                        // Drain: no new requests, then SIGTERM, then a new process.
-                        shared.balancer.mark_down(i);
-                        replica.terminate(Duration::from_secs(5)).await;
-                        let fresh = launcher.spawn(&spec, &format!("restarted-{i}")).await?;
-                        shared.balancer.replace(i, fresh.url.clone());
-                        *replica = fresh;
-                        tokio::time::sleep(step).await;
-                    }
-                }
-            }
-            anyhow::Ok(t0)
+            let spread = total / 3 / N as u32;
+            elastic::apply(event, replicas, &shared, &launcher, &spec, spread).await
         }
     };
     let started = Instant::now();
-    let (result, event_at) = tokio::join!(loadtests::run_shared(&config, shared.clone()), events);
-    let (result, event_at) = (result?, event_at?);
+    let (result, happened) = tokio::join!(loadtests::run_shared(&config, shared.clone()), events);
+    let (result, happened) = (result?, happened?);
+    let event_at = happened.at_us;
+    if cell.server == Server::StatefulMemory {
+        cell.sessions_on_removed = happened.sessions_on_removed;
+    }
     let wall = started.elapsed().as_secs_f64();
     cell.wall_secs = wall;
     cell.fill_from(&result, wall);

@@ -156,6 +156,35 @@ pub const RULES: &[Rule] = &[
         },
     },
     Rule {
+        claim: "Stateless servers scale down without losing anyone",
+        scope: Scope::Reference,
+        decide: |c| {
+            let event = crate::compare::Event::ScaleDown;
+            let sl = c.failure(HS256, Policy::RoundRobin, event)?;
+            let mem = c.failure(MEMORY, Policy::Sticky, event)?;
+            let redis = c.failure(REDIS, Policy::RoundRobin, event);
+            let clean = |x: &crate::compare::Cell| x.lost() == 0 && x.sessions_lost == 0;
+            let on_removed = mem
+                .sessions_on_removed
+                .map_or(String::new(), |n| format!(" of the {n} it held"));
+            Some((
+                Verdict::when(clean(sl) && redis.is_none_or(clean), Verdict::Refuted),
+                format!(
+                    "one of 3 replicas drained and stopped: requests lost, sessions lost — stateless {}, {}{}; memory (sticky) {}, {}{on_removed}",
+                    sl.lost(),
+                    sl.sessions_lost,
+                    redis.map_or(String::new(), |r| format!(
+                        "; Redis {}, {}",
+                        r.lost(),
+                        r.sessions_lost
+                    )),
+                    mem.lost(),
+                    mem.sessions_lost,
+                ),
+            ))
+        },
+    },
+    Rule {
         claim: "Verifying a JWT costs more CPU than looking up an in-memory session",
         scope: Scope::Reference,
         decide: |c| {

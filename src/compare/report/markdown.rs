@@ -267,18 +267,20 @@ fn sections() -> [Section; 5] {
         Section {
             matrix: Matrix::Failures,
             intro: || {
-                "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), or each is drained, SIGTERMed and restarted in turn (`rolling-restart`). A refused connection takes a replica out of the embedded balancer's rotation. *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n".into()
+                "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), each is drained, SIGTERMed and restarted in turn (`rolling-restart`), or one is drained and stopped for good (`scale-down`, as an autoscaler does). A refused connection takes a replica out of the embedded balancer's rotation. As HAProxy with `retry-on conn-failure empty-response` and `option redispatch`, the balancer sends a request once more, to another replica, after a refused connection, or after a reset or empty answer to a `GET` (`--retries 0` turns this off). *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n".into()
             },
             charts: &[("sessions_lost.svg", "sessions lost per failure type")],
-            legend: "*requests*: every request of the run; *failed*: requests that failed; *errors*: the same failures by kind (they add up to *failed*); *sessions lost*: users that had to log in again; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
+            legend: "*requests*: every attempt of the run; *lost*: requests whose user saw them fail; *retried*: failed attempts sent again to another replica (the user did not see them); *errors*: failed attempts by kind (they add up to *lost* + *retried*); *sessions lost*: users that had to log in again; *held*: the in-memory sessions the removed replica held just before it went; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
             columns: &[
                 "server",
                 "policy",
                 "event",
                 "requests",
-                "failed",
+                "lost",
+                "retried",
                 "errors",
                 "sessions lost",
+                "held",
                 "recovery ms",
                 "remapped by the hash ring",
                 "p99 µs",
@@ -289,9 +291,11 @@ fn sections() -> [Section; 5] {
                     c.policy.map_or("", Policy::name).into(),
                     c.event.map_or("", Event::name).into(),
                     c.requests.to_string(),
-                    c.failures.to_string(),
+                    c.lost().to_string(),
+                    c.retried.to_string(),
                     errors(c),
                     c.sessions_lost.to_string(),
+                    c.sessions_on_removed.map_or("–".into(), |n| n.to_string()),
                     f1(c.recovery_ms),
                     c.remapped_fraction.map_or("–".into(), pct),
                     us(c.p99_us),

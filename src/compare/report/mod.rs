@@ -137,12 +137,15 @@ impl<'a> Cells<'a> {
             .fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.max(m))))
     }
 
+    /// The failure cell of `server` under `policy` for `event`.
+    pub fn failure(self, server: Server, policy: Policy, event: Event) -> Option<&'a Cell> {
+        self.of(Matrix::Failures)
+            .find(|c| c.server == server && c.policy == Some(policy) && c.event == Some(event))
+    }
+
     /// Sessions lost when one replica of `server` under `policy` was killed.
     pub fn lost_on_kill(self, server: Server, policy: Policy) -> Option<u64> {
-        self.of(Matrix::Failures)
-            .find(|c| {
-                c.server == server && c.policy == Some(policy) && c.event == Some(Event::Kill)
-            })
+        self.failure(server, policy, Event::Kill)
             .map(|c| c.sessions_lost)
     }
 
