@@ -3,7 +3,7 @@
 //! - [`claims`]: the usual claims about stateless vs stateful as data —
 //!   each a query over the cells and a verdict rule — which open the report
 //!   and the README alike;
-//! - [`markdown`]: the report's text and tables;
+//! - [`markdown`]: the report's text; `sections`: one table per matrix;
 //! - [`charts`]: its SVG charts.
 //!
 //! [`Cells`] is how all three read a run: typed lookups (a server at a
@@ -12,6 +12,7 @@
 pub mod charts;
 pub mod claims;
 pub mod markdown;
+mod sections;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,257 @@
+//! The report's per-matrix sections: each a heading and introduction, its
+//! charts, the legend above its table, its columns, and a cell as a row.
+
+use super::pct;
+use crate::compare::Matrix;
+use crate::compare::cell::{Balancer, Cell, Event};
+use crate::compare::matrices::SCALE_USERS;
+use crate::loadtests::Policy;
+
+pub(super) fn us(v: Option<u64>) -> String {
+    v.map_or("–".into(), |v| v.to_string())
+}
+
+pub(super) fn f1(v: Option<f64>) -> String {
+    v.map_or("–".into(), |v| format!("{v:.1}"))
+}
+
+/// One matrix's section of the report: its heading and introduction, its
+/// charts, the legend above its table, the columns, and a cell as a row.
+pub(super) struct Section {
+    pub(super) matrix: Matrix,
+    pub(super) intro: fn() -> String,
+    pub(super) charts: &'static [(&'static str, &'static str)],
+    pub(super) legend: &'static str,
+    pub(super) columns: &'static [&'static str],
+    pub(super) row: fn(&Cell) -> Vec<String>,
+}
+
+/// The sections, in the order of the matrices.
+pub(super) fn sections() -> [Section; 5] {
+    [
+        Section {
+            matrix: Matrix::Concurrency,
+            intro: || {
+                "## 1. Concurrency\n\nClosed loop (no think time), one replica; fixed-rate rows are at a fraction of the peak measured just before.\n".into()
+            },
+            charts: &[
+                ("latency_vs_users.svg", "p99 latency vs users"),
+                ("cpu_per_request.svg", "server CPU per request"),
+            ],
+            legend: "*server*: which server and route; *offered*: the fixed rate asked for (or closed loop); *achieved*: answered requests per second of the run's own clock; *p50…max*: latency of the main request, µs; *server CPU µs/req*: user+system CPU of the server process ÷ answered requests; *+ Redis*: Redis's own CPU on top; *cores*: CPU seconds ÷ wall seconds; *errors*: failed requests by kind (HTTP status, `connect`, `reset`, `timeout`, `ws close <code>`), 0 when none failed.",
+            columns: &[
+                "server",
+                "users",
+                "offered req/s",
+                "achieved req/s",
+                "p50 µs",
+                "p90 µs",
+                "p99 µs",
+                "p99.9 µs",
+                "max µs",
+                "server CPU µs/req",
+                "+ Redis µs/req",
+                "server cores",
+                "generator cores",
+                "errors",
+                "notes",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.users.to_string(),
+                    c.offered_rps
+                        .map_or("closed loop".into(), |r| format!("{r:.0}")),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p90_us),
+                    us(c.p99_us),
+                    us(c.p999_us),
+                    us(c.max_us),
+                    f1(c.server_cpu_us_per_request),
+                    f1(c.store_cpu_us_per_request),
+                    c.server_cpu_cores.map_or("–".into(), |v| format!("{v:.2}")),
+                    format!("{:.2}", c.generator_cpu_cores),
+                    errors(c),
+                    notes(c),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Horizontal,
+            intro: || {
+                format!(
+                    "\n## 2. Horizontal scaling and routing\n\n{SCALE_USERS} users log in once and loop `/profile`. A miss is a 403 after a successful login (the session is not on the replica the request reached); the user then logs in again.\n"
+                )
+            },
+            charts: &[("miss_rate.svg", "session-miss rate by routing policy")],
+            legend: "*success*: requests answered below 400 ÷ all requests; *miss rate*: share of `/profile` answered 403 (session not on that replica); *requests per replica*: what the balancer sent to each; *req/s*, *p50*, *p99*: the main request; *server CPU µs/req*: all replicas' CPU ÷ answered requests.",
+            columns: &[
+                "server",
+                "balancer",
+                "policy",
+                "replicas",
+                "success",
+                "miss rate",
+                "requests per replica",
+                "req/s",
+                "p50 µs",
+                "p99 µs",
+                "server CPU µs/req",
+                "notes",
+            ],
+            row: |c| {
+                let ok = 1.0 - c.failures as f64 / c.requests.max(1) as f64;
+                vec![
+                    c.server.label(),
+                    c.balancer.map_or("", Balancer::name).into(),
+                    c.policy.map_or("", Policy::name).into(),
+                    c.replicas.to_string(),
+                    pct(ok),
+                    pct(c.miss_rate),
+                    c.routed
+                        .iter()
+                        .map(u64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                    f1(c.server_cpu_us_per_request),
+                    notes(c),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Failures,
+            intro: || {
+                "\n## 3. Failures and elasticity\n\nThree replicas; a third of the way in, one is SIGKILLed (`kill`), a fourth is added (`add`), each is drained, SIGTERMed and restarted in turn (`rolling-restart`), or one is drained and stopped for good (`scale-down`, as an autoscaler does). A refused connection takes a replica out of the embedded balancer's rotation. As HAProxy with `retry-on conn-failure empty-response` and `option redispatch`, the balancer sends a request once more, to another replica, after a refused connection, or after a reset or empty answer to a `GET` (`--retries 0` turns this off). *Sessions lost* counts users forced to log in again; *recovery* is the time from the event to the last failed or session-less request.\n".into()
+            },
+            charts: &[("sessions_lost.svg", "sessions lost per failure type")],
+            legend: "*requests*: every attempt of the run; *lost*: requests whose user saw them fail; *retried*: failed attempts sent again to another replica (the user did not see them); *errors*: failed attempts by kind (they add up to *lost* + *retried*); *sessions lost*: users that had to log in again; *held*: the in-memory sessions the removed replica held just before it went; *recovery ms*: event to the last failed or session-less request; *remapped*: share of users the hash ring moved; *p99*: the main request.",
+            columns: &[
+                "server",
+                "policy",
+                "event",
+                "requests",
+                "lost",
+                "retried",
+                "errors",
+                "sessions lost",
+                "held",
+                "recovery ms",
+                "remapped by the hash ring",
+                "p99 µs",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.policy.map_or("", Policy::name).into(),
+                    c.event.map_or("", Event::name).into(),
+                    c.requests.to_string(),
+                    c.lost().to_string(),
+                    c.retried.to_string(),
+                    errors(c),
+                    c.sessions_lost.to_string(),
+                    c.sessions_on_removed.map_or("–".into(), |n| n.to_string()),
+                    f1(c.recovery_ms),
+                    c.remapped_fraction.map_or("–".into(), pct),
+                    us(c.p99_us),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::StateSize,
+            intro: || {
+                "\n## 4. State size\n\nThe cart scenario: add items one by one up to N, reading `/cart` after each. Bytes are what the client sends as credential and body (the `Authorization` token, or the `sid` cookie, plus the JSON body).\n".into()
+            },
+            charts: &[("bytes_per_request.svg", "bytes per request vs cart size")],
+            legend: "*cart items*: the cart size each user builds; *bytes/request*: credential + body bytes the client sent, averaged over requests; *req/s*, *p50*, *p99*: `GET /cart`; *server CPU µs/req*: server CPU ÷ answered requests.",
+            columns: &[
+                "server",
+                "cart items",
+                "bytes/request",
+                "req/s",
+                "p50 µs",
+                "p99 µs",
+                "server CPU µs/req",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.cart_items.unwrap_or(0).to_string(),
+                    c.bytes_per_request
+                        .map_or("–".into(), |b| format!("{b:.0}")),
+                    format!("{:.0}", c.achieved_rps),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                    f1(c.server_cpu_us_per_request),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Websocket,
+            intro: || {
+                "\n## 5. WebSocket\n\nIdle connections held by one server (RSS growth divided by connections), then chat rooms of 4 members spread over 2 replicas round-robin, without and with the Redis backplane.\n".into()
+            },
+            charts: &[
+                ("ws_rss_per_connection.svg", "RSS per WebSocket connection"),
+                ("chat_delivery.svg", "chat delivery ratio"),
+            ],
+            legend: "*connections*: idle connections held (or chat users); *RSS*: resident memory of each replica after opening them; *RSS per connection*: growth ÷ connections; *delivery ratio*: chat messages received ÷ messages that should have been; *fan-out p50/p99*: send to receipt by another member, µs.",
+            columns: &[
+                "cell",
+                "connections",
+                "RSS",
+                "RSS per connection",
+                "delivery ratio",
+                "fan-out p50 µs",
+                "fan-out p99 µs",
+            ],
+            row: |c| {
+                vec![
+                    c.id.clone(),
+                    c.connections.map_or(c.users.to_string(), |n| n.to_string()),
+                    c.rss_bytes
+                        .iter()
+                        .map(|b| format!("{:.1} MiB", *b as f64 / 1048576.0))
+                        .collect::<Vec<_>>()
+                        .join(" / "),
+                    c.rss_per_connection
+                        .map_or("–".into(), |b| format!("{:.1} KiB", b / 1024.0)),
+                    c.delivery_ratio.map_or("–".into(), pct),
+                    us(c.p50_us),
+                    us(c.p99_us),
+                ]
+            },
+        },
+    ]
+}
+
+pub(super) fn errors(c: &Cell) -> String {
+    if c.errors.is_empty() {
+        return "0".into();
+    }
+    c.errors
+        .iter()
+        .map(|(k, v)| format!("{v}× {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn notes(c: &Cell) -> String {
+    let mut n = Vec::new();
+    if c.generator_bound {
+        n.push("generator-bound".to_string());
+    }
+    if !c.valid {
+        n.push("INVALID".into());
+    }
+    n.extend(
+        c.notes
+            .iter()
+            .filter(|s| !s.starts_with("invalid"))
+            .cloned(),
+    );
+    n.join("; ")
+}
