@@ -58,6 +58,7 @@ pub(crate) async fn back_off(user: &GooseUser, shared: &Shared) {
 /// A request got an answer: the target is alive, and this user's back-off
 /// starts over.
 pub(crate) fn answered(user: &GooseUser, shared: &Shared) {
+    shared.mark_answered();
     if !shared.answered.load(Ordering::Relaxed) {
         shared.answered.store(true, Ordering::Relaxed);
     }
@@ -128,6 +129,7 @@ pub(crate) fn routed(
         .request_bytes
         .fetch_add(bytes as u64, Ordering::Relaxed);
     shared.requests_sent.fetch_add(1, Ordering::Relaxed);
+    shared.mark_sent();
     Ok((slot, url, builder))
 }
 

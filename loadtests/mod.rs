@@ -57,7 +57,7 @@ pub(crate) use http::{
     answered, authorized_get, back_off, broken, login, send, setup_login, stopped,
 };
 pub use result::LoadResult;
-pub use run::{TargetError, run, run_shared};
+pub use run::{TargetError, run, run_shared, run_shared_on};
 pub use shared::Shared;
 
 /// Builds a goose transaction from `async fn(&mut GooseUser, &Shared)`:

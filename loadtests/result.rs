@@ -101,6 +101,10 @@ pub struct LoadResult {
     /// Users that logged in again because their session was gone.
     #[serde(default)]
     pub sessions_lost: u64,
+    /// Seconds from the first request sent to the last answer: the time
+    /// the load ran, without goose's start and stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_secs: Option<f64>,
     /// Failed attempts the embedded balancer sent again to another
     /// replica (counted among the failures; the user never saw them).
     #[serde(default)]
@@ -195,6 +199,10 @@ impl LoadResult {
         self.runs += other.runs;
         self.sessions_lost += other.sessions_lost;
         self.retried += other.retried;
+        self.active_secs = match (self.active_secs, other.active_secs) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
         if self.routed.len() < other.routed.len() {
             self.routed.resize(other.routed.len(), 0);
         }

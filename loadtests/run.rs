@@ -70,6 +70,7 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         .collect();
     result.sessions_lost = shared.sessions_lost.load(Ordering::Relaxed);
     result.retried = shared.retried.load(Ordering::Relaxed);
+    result.active_secs = shared.active_secs();
     result.routed = shared.balancer.routed();
     result.request_bytes = shared.request_bytes.load(Ordering::Relaxed);
     result.requests_sent = shared.requests_sent.load(Ordering::Relaxed);
@@ -85,6 +86,34 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         }
     }
     Ok(result)
+}
+
+/// [`run_shared`] on a runtime of its own with `threads` workers, in a
+/// thread of its own (which inherits this thread's cores). A load
+/// generator pinned to k cores runs k workers, so a user whose answer has
+/// come never waits for another of the generator's threads to use up its
+/// time slice on the same core.
+pub async fn run_shared_on(
+    threads: usize,
+    config: &LoadConfig,
+    shared: Arc<Shared>,
+) -> anyhow::Result<LoadResult> {
+    let config = config.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("load".into())
+        .spawn(move || {
+            let outcome = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads.max(1))
+                .enable_all()
+                .build()
+                .map_err(|e| anyhow::anyhow!("cannot start the load generator's runtime: {e}"))
+                .and_then(|rt| rt.block_on(run_shared(&config, shared)));
+            let _ = tx.send(outcome);
+        })
+        .map_err(|e| anyhow::anyhow!("cannot start the load generator's thread: {e}"))?;
+    rx.await
+        .map_err(|_| anyhow::anyhow!("the load generator's thread ended without a result"))?
 }
 
 /// Ends the run early when it must (see [`run_shared`]). goose clears its

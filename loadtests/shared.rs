@@ -35,6 +35,11 @@ pub struct Shared {
     /// When a request last failed or found no session (µs since `epoch`):
     /// how long trouble lasted after a failure.
     pub last_trouble_us: AtomicU64,
+    /// When the first request was sent and the last answer came (µs since
+    /// `epoch`, plus one so that 0 means none): the window the load
+    /// really ran in, without goose's start and stop.
+    first_sent_us: AtomicU64,
+    last_answer_us: AtomicU64,
     /// Chat fan-out: delivery counts and latency.
     pub chat: ws_chat::ChatStats,
     /// The zero of timestamps carried inside chat messages.
@@ -86,6 +91,8 @@ impl Shared {
             retried: AtomicU64::new(0),
             request_bytes: AtomicU64::new(0),
             last_trouble_us: AtomicU64::new(0),
+            first_sent_us: AtomicU64::new(0),
+            last_answer_us: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
             chat: ws_chat::ChatStats::default(),
             epoch: Instant::now(),
@@ -156,6 +163,29 @@ impl Shared {
     /// Microseconds since the run's epoch.
     pub fn now_us(&self) -> u64 {
         self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// A request is being sent (marks the start of the load once).
+    pub(crate) fn mark_sent(&self) {
+        if self.first_sent_us.load(Ordering::Relaxed) == 0 {
+            let now = self.now_us() + 1;
+            let _ =
+                self.first_sent_us
+                    .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        }
+    }
+
+    /// An answer came (moves the end of the load).
+    pub(crate) fn mark_answered(&self) {
+        self.last_answer_us
+            .fetch_max(self.now_us() + 1, Ordering::Relaxed);
+    }
+
+    /// Seconds from the first request sent to the last answer, if any.
+    pub fn active_secs(&self) -> Option<f64> {
+        let first = self.first_sent_us.load(Ordering::Relaxed);
+        let last = self.last_answer_us.load(Ordering::Relaxed);
+        (first > 0 && last > first).then(|| (last - first) as f64 / 1e6)
     }
 
     pub(crate) fn trouble(&self) {

@@ -95,6 +95,29 @@ fn asking_for_a_zero_or_negative_budget_is_refused() {
 }
 
 #[test]
+fn a_budget_under_the_kernels_minimum_quota_gets_a_longer_period() {
+    let Ok(hierarchy) = Hierarchy::detect() else {
+        return;
+    };
+    // 0.05 cores in 10 ms would be a 0.5 ms quota, which the kernel
+    // refuses: 1 ms every 20 ms is the same budget.
+    let budget = hierarchy.budget("small", 0.05, PERIOD).expect("a budget");
+    assert!((budget.cpus() - 0.05).abs() < 1e-9, "{}", budget.cpus());
+    let (quota, period) = match budget.version() {
+        statebench::host::cgroup::Version::V1 => (
+            std::fs::read_to_string(budget.path().join("cpu.cfs_quota_us")).unwrap(),
+            std::fs::read_to_string(budget.path().join("cpu.cfs_period_us")).unwrap(),
+        ),
+        statebench::host::cgroup::Version::V2 => {
+            let max = std::fs::read_to_string(budget.path().join("cpu.max")).unwrap();
+            let mut it = max.split_whitespace().map(str::to_owned);
+            (it.next().unwrap(), it.next().unwrap())
+        }
+    };
+    assert_eq!((quota.trim(), period.trim()), ("1000", "20000"));
+}
+
+#[test]
 fn removing_the_hierarchy_leaves_no_group_behind() {
     let Ok(hierarchy) = Hierarchy::detect() else {
         return;

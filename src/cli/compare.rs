@@ -61,10 +61,19 @@ pub struct CompareArgs {
     /// reset or empty answer to a GET. 0 shows every failure as it is.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=3))]
     pub retries: u32,
+    /// The capacity matrix's objective: the highest offered rate whose p99
+    /// stays under this many milliseconds, with under 0.1% errors.
+    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    pub slo_p99: f64,
 }
 
 /// `statebench compare`: the matrices, then the report.
 pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.slo_p99.is_finite() && (0.1..=10_000.0).contains(&args.slo_p99),
+        "--slo-p99 must be 0.1 to 10000 milliseconds, not {}",
+        args.slo_p99
+    );
     if let Some(t) = args.run_time {
         anyhow::ensure!(
             (1..=600).contains(&t),
@@ -113,6 +122,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         root,
         external,
         retries: args.retries,
+        slo_p99: std::time::Duration::from_secs_f64(args.slo_p99 / 1000.0),
         budgets: crate::compare::budget::BudgetOptions {
             replica_cpu: args.replica_cpu,
             store_cpu: args.store_cpu,

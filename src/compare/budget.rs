@@ -31,6 +31,8 @@ impl BudgetOptions {
 #[derive(Debug)]
 pub struct Placement {
     options: BudgetOptions,
+    /// Every core this process could use before it was placed.
+    allowed: Vec<usize>,
     server_cores: Vec<usize>,
     hierarchy: Option<Hierarchy>,
     /// Why budgets are not applied, when they were asked for and cannot be.
@@ -52,6 +54,53 @@ impl Placement {
     /// load generator) to its cores, and finds a cgroup hierarchy when a
     /// budget is asked for. Without options it places nothing.
     pub fn new(options: BudgetOptions) -> anyhow::Result<Self> {
+        Self::within(options, affinity::allowed())
+    }
+
+    /// This placement with CPU budgets where it has none: `replica_cpu`
+    /// and `store_cpu` fill the quotas the user did not give, on the same
+    /// cores (the scaling matrices need budgets to mean anything).
+    pub fn with_default_budgets(&self, replica_cpu: f64, store_cpu: f64) -> anyhow::Result<Self> {
+        let given = &self.options;
+        Self::within(
+            BudgetOptions {
+                replica_cpu: given.replica_cpu.or(Some(replica_cpu)),
+                store_cpu: given.store_cpu.or(Some(store_cpu)),
+                generator_cpus: given.generator_cpus.clone(),
+            },
+            self.allowed.clone(),
+        )
+    }
+
+    /// Whether replicas get a quota (not only cores).
+    pub fn budgets_replicas(&self) -> bool {
+        self.hierarchy.is_some() && self.options.replica_cpu.is_some()
+    }
+
+    /// The replica budget asked for, in cores.
+    pub fn replica_cpu(&self) -> Option<f64> {
+        self.options.replica_cpu
+    }
+
+    /// The Redis and HAProxy budget asked for, in cores.
+    pub fn store_cpu(&self) -> Option<f64> {
+        self.options.store_cpu
+    }
+
+    /// The cores the servers share.
+    pub fn server_cores(&self) -> &[usize] {
+        &self.server_cores
+    }
+
+    /// How many cores the load generator has to itself (`None` when
+    /// nothing is placed).
+    pub fn generator_cores(&self) -> Option<usize> {
+        self.options
+            .any()
+            .then_some(self.options.generator_cpus.len())
+    }
+
+    fn within(options: BudgetOptions, allowed: Vec<usize>) -> anyhow::Result<Self> {
         for (flag, v) in [
             ("--replica-cpu", options.replica_cpu),
             ("--store-cpu", options.store_cpu),
@@ -63,7 +112,7 @@ impl Placement {
                 );
             }
         }
-        let allowed = affinity::allowed();
+
         let generator = if options.generator_cpus.is_empty() && options.any() {
             // Default: the last core for the generator, the rest for servers.
             allowed.last().map(|&c| vec![c]).unwrap_or_default()
@@ -105,6 +154,7 @@ impl Placement {
         };
         Ok(Self {
             options,
+            allowed,
             server_cores,
             hierarchy,
             fallback,

@@ -247,7 +247,34 @@ pub struct Cell {
     /// Of those, the periods in which a process used its whole quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttled_periods: Option<u64>,
+    /// Capacity cells: the highest offered rate that met the SLO (the
+    /// other figures are those of that step), the SLO, and every step of
+    /// the search.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_rps: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_p99_us: Option<u64>,
+    /// capacity ÷ (replicas × the capacity of one replica of the same design).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling_efficiency: Option<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
     pub notes: Vec<String>,
+}
+
+/// One load of a capacity search: a closed-loop probe (no offered rate)
+/// or a fixed-rate step, and whether it met the SLO.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    pub offered_rps: Option<f64>,
+    pub achieved_rps: f64,
+    pub p99_us: Option<u64>,
+    /// Failed requests ÷ requests.
+    pub error_rate: f64,
+    /// Share of the quota periods in which a budgeted process was throttled.
+    pub throttled: Option<f64>,
+    pub generator_bound: bool,
+    pub met_slo: bool,
 }
 
 impl Cell {
@@ -302,6 +329,10 @@ impl Cell {
             placement: None,
             quota_periods: None,
             throttled_periods: None,
+            capacity_rps: None,
+            slo_p99_us: None,
+            scaling_efficiency: None,
+            steps: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -312,10 +343,11 @@ impl Cell {
         self.failures.saturating_sub(self.retried)
     }
 
-    /// Latency, rates, errors and routing from a goose result. Errors are
+    /// Latency, rates, errors and routing from a goose result, rates over
+    /// `active_s` seconds of load. Errors are
     /// the failed requests by kind; a cell whose kinds do not add up to its
     /// failures is noted (and marked invalid by the caller).
-    pub fn fill_from(&mut self, result: &LoadResult, wall_s: f64) {
+    pub fn fill_from(&mut self, result: &LoadResult, active_s: f64) {
         self.scenario.clone_from(&result.scenario);
         self.request = main_request(&result.scenario).into();
         if let Some(r) = result.get(&self.request) {
@@ -325,7 +357,7 @@ impl Cell {
             self.p999_us = r.quantile_us(0.999);
             self.max_us = Some(r.max_us);
             // The run's own clock: goose reports whole seconds only.
-            self.achieved_rps = r.count() as f64 / wall_s.max(1e-3);
+            self.achieved_rps = r.count() as f64 / active_s.max(1e-3);
             self.miss_rate = result.miss_rate(&self.request);
         }
         self.requests = result.total_requests();

@@ -7,7 +7,7 @@
 //! - [`cell`]: what a cell records, named by typed values;
 //! - [`runner`]: the one recipe every load cell follows, and the
 //!   measurements around it;
-//! - [`matrices`]: the five matrices, one module each;
+//! - [`matrices`]: the six matrices, one module each;
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
 //! - [`elastic`]: a replica killed, added, restarted or scaled down
 //!   under load;
@@ -50,15 +50,20 @@ pub enum Matrix {
     StateSize,
     /// WebSocket memory per connection and chat across replicas.
     Websocket,
+    /// Capacity at an SLO vs replicas, each replica under a CPU budget.
+    Capacity,
 }
 
 impl Matrix {
-    pub const ALL: [Matrix; 5] = [
+    /// In the order they run. Capacity comes last: it pins the load
+    /// generator to cores of its own, which the others must not inherit.
+    pub const ALL: [Matrix; 6] = [
         Self::Concurrency,
         Self::Horizontal,
         Self::Failures,
         Self::StateSize,
         Self::Websocket,
+        Self::Capacity,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +73,7 @@ impl Matrix {
             Self::Failures => "failures",
             Self::StateSize => "state-size",
             Self::Websocket => "websocket",
+            Self::Capacity => "capacity",
         }
     }
 }
@@ -107,6 +113,8 @@ pub struct Options {
     /// Retries of a failed request on another replica, by either balancer
     /// (`--retries`).
     pub retries: u32,
+    /// The latency objective of the capacity search (`--slo-p99`).
+    pub slo_p99: Duration,
 }
 
 impl Options {

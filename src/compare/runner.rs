@@ -295,7 +295,10 @@ impl Runner {
         let gen0 = cpu_time(me);
         let started = Instant::now();
         let shared = Shared::new(&config);
-        let result = loadtests::run_shared(&config, shared.clone()).await?;
+        let result = match placement.as_ref().and_then(|p| p.generator_cores()) {
+            Some(cores) => loadtests::run_shared_on(cores, &config, shared.clone()).await?,
+            None => loadtests::run_shared(&config, shared.clone()).await?,
+        };
         let wall = started.elapsed();
         let gen1 = cpu_time(me);
         let server1 = cpu(servers);
@@ -319,7 +322,9 @@ impl Runner {
         cell.rss_bytes = servers.iter().filter_map(Watched::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();
         cell.wall_secs = wall_s;
-        cell.fill_from(&result, wall_s);
+        // Rates over the time requests were in flight; CPU over the wall.
+        let active_s = result.active_secs.filter(|&s| s > 0.0).unwrap_or(wall_s);
+        cell.fill_from(&result, active_s);
         let cores = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64() / wall_s),
             _ => None,
@@ -378,10 +383,17 @@ impl Runner {
                     .store_cpu_cores
                     .map(|c| c * wall_s * 1e6 / goose_count as f64);
             }
-            let total = server_cores + cell.generator_cpu_cores;
-            let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-            cell.generator_bound = cell.generator_cpu_cores >= 0.95
-                || (total >= 0.85 * ncpu && cell.generator_cpu_cores > server_cores);
+            cell.generator_bound = match placement.as_ref().and_then(|p| p.generator_cores()) {
+                // On cores of its own, the generator limited the run when
+                // it had no CPU left.
+                Some(own) => cell.generator_cpu_cores >= 0.9 * own as f64,
+                None => {
+                    let total = server_cores + cell.generator_cpu_cores;
+                    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+                    cell.generator_cpu_cores >= 0.95
+                        || (total >= 0.85 * ncpu && cell.generator_cpu_cores > server_cores)
+                }
+            };
         }
         self.save(&cell, &result)?;
         Ok(cell)

@@ -175,7 +175,8 @@ impl Hierarchy {
     }
 
     /// A new group named `name` limited to `cpus` cores' worth of time
-    /// (0.25 is a quarter of one core) per `period`.
+    /// (0.25 is a quarter of one core) per `period`, or per a longer period
+    /// when the quota would be under the kernel's 1 ms minimum.
     pub fn budget(&self, name: &str, cpus: f64, period: Duration) -> std::io::Result<Budget> {
         if !(cpus > 0.0 && cpus.is_finite()) {
             return Err(std::io::Error::new(
@@ -189,8 +190,12 @@ impl Hierarchy {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let period_us = period.as_micros().max(1000) as u64;
-        // The kernel refuses quotas under 1 ms.
+        // The kernel refuses quotas under 1 ms: a budget too small for one
+        // in `period` gets a longer period, so that it is still the budget
+        // asked for (0.05 cores: 1 ms every 20 ms).
+        let period_us = (period.as_micros() as u64)
+            .max(1000)
+            .max((1000.0 / cpus).ceil() as u64);
         let quota_us = ((cpus * period_us as f64).round() as u64).max(1000);
         match self.version {
             Version::V2 => write(&path.join("cpu.max"), &format!("{quota_us} {period_us}"))?,

@@ -107,7 +107,7 @@ async fn measure(r: &mut Runner, mut cell: Cell, total: Duration) -> anyhow::Res
     }
     let wall = started.elapsed().as_secs_f64();
     cell.wall_secs = wall;
-    cell.fill_from(&result, wall);
+    cell.fill_from(&result, result.active_secs.unwrap_or(wall));
     cell.valid = result.errors_total() == cell.failures;
     let last = shared.last_trouble_us.load(Ordering::Relaxed);
     cell.recovery_ms = Some(if last > event_at {

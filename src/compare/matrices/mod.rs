@@ -1,8 +1,9 @@
-//! The five matrices, one module each; every load cell goes through
+//! The six matrices, one module each; every load cell goes through
 //! [`Runner::run_cell`](super::runner::Runner::run_cell). This module holds
 //! what they share: the servers each compares, the pinned sizes, and the
 //! plan that gives the progress bar its ETA.
 
+mod capacity;
 mod concurrency;
 mod failures;
 mod horizontal;
@@ -73,6 +74,7 @@ pub async fn run_all(r: &mut Runner) -> anyhow::Result<()> {
             Matrix::Failures => failures::run(r).await?,
             Matrix::StateSize => state_size::run(r, &state_size::servers()).await?,
             Matrix::Websocket => websocket::run(r).await?,
+            Matrix::Capacity => capacity::run(r).await?,
         }
     }
     Ok(())
@@ -146,6 +148,7 @@ pub fn planned_secs(r: &Runner) -> u64 {
             Matrix::Failures => failures::planned_secs(r),
             Matrix::StateSize => state_size::planned_secs(r, state_size::servers().len()),
             Matrix::Websocket => websocket::planned_secs(r),
+            Matrix::Capacity => capacity::planned_secs(r),
         };
     }
     total

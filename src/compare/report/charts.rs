@@ -179,5 +179,46 @@ pub fn draw(cells: Cells, dir: &Path, caption: &str) -> DrawResult {
         )?;
         drawn.push("chat_delivery.svg".into());
     }
+    let cases = cells.capacity_cases();
+    let mut series = Vec::new();
+    for (server, policy) in cases {
+        let name = format!("{server} · {}", policy.name());
+        let measured: Vec<(f64, f64)> = cells
+            .of(Matrix::Capacity)
+            .filter(|c| c.server == server && c.policy == Some(policy) && c.valid)
+            .filter_map(|c| Some((c.replicas as f64, c.capacity_rps?)))
+            .collect();
+        let Some(one) = cells
+            .capacity(server, policy, 1)
+            .filter(|c| c.valid)
+            .and_then(|c| c.capacity_rps)
+        else {
+            continue;
+        };
+        let ideal = measured.iter().map(|&(n, _)| (n, n * one)).collect();
+        series.push(Series {
+            name: name.clone(),
+            points: measured,
+        });
+        series.push(Series {
+            name: format!("{name} (ideal: n × one replica)"),
+            points: ideal,
+        });
+    }
+    if series.iter().any(|s| s.points.len() > 1) {
+        charts::line_chart(
+            &dir.join("capacity_vs_replicas.svg"),
+            &LineChart {
+                title: "Capacity at the p99 SLO vs replicas (each replica under the same CPU budget)",
+                x_label: "replicas",
+                y_label: "requests/s within the SLO",
+                x_scale: Scale::Linear,
+                y_scale: Scale::Linear,
+                caption,
+            },
+            &series,
+        )?;
+        drawn.push("capacity_vs_replicas.svg".into());
+    }
     Ok(drawn)
 }

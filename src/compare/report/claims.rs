@@ -156,6 +156,34 @@ pub const RULES: &[Rule] = &[
         },
     },
     Rule {
+        claim: "Stateless servers scale out: each replica adds the capacity of one",
+        scope: Scope::Reference,
+        decide: |c| {
+            let eff = |s: Server, p: Policy, n: usize| {
+                c.capacity(s, p, n)
+                    .filter(|x| x.valid)
+                    .and_then(|x| x.scaling_efficiency)
+            };
+            let n = [4, 2]
+                .into_iter()
+                .find(|&n| eff(HS256, Policy::RoundRobin, n).is_some())?;
+            let sl = eff(HS256, Policy::RoundRobin, n)?;
+            let mut evidence = format!(
+                "scaling efficiency at {n} replicas under equal CPU budgets: stateless {sl:.2}"
+            );
+            for (s, p, name) in [
+                (MEMORY, Policy::Sticky, "memory (sticky)"),
+                (MEMORY, Policy::ConsistentHash, "memory (hash)"),
+                (REDIS, Policy::RoundRobin, "Redis"),
+            ] {
+                if let Some(e) = eff(s, p, n) {
+                    evidence.push_str(&format!(", {name} {e:.2}"));
+                }
+            }
+            Some((Verdict::when(sl >= 0.85, Verdict::Refuted), evidence))
+        },
+    },
+    Rule {
         claim: "Stateless servers scale down without losing anyone",
         scope: Scope::Reference,
         decide: |c| {

@@ -61,10 +61,20 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
         );
     }
     if let Some(line) = record.cells.iter().find_map(|c| c.placement.as_deref()) {
+        let only_capacity = record
+            .cells
+            .iter()
+            .filter(|c| c.placement.is_some())
+            .all(|c| c.matrix == Matrix::Capacity);
         let _ = writeln!(
             md,
-            "**Placement**: {line}. Each cell's notes give the share of quota periods in which a \
-             budgeted process was throttled.\n"
+            "**Placement{}**: {line}. Each cell's notes give the share of quota periods in which \
+             a budgeted process was throttled.\n",
+            if only_capacity {
+                " of the capacity matrix"
+            } else {
+                ""
+            }
         );
     }
     let _ = writeln!(md, "{}", env.markdown());

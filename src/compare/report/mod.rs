@@ -144,6 +144,25 @@ impl<'a> Cells<'a> {
             .find(|c| c.server == server && c.policy == Some(policy) && c.event == Some(event))
     }
 
+    /// The capacity cell of `server` under `policy` on `n` replicas.
+    pub fn capacity(self, server: Server, policy: Policy, n: usize) -> Option<&'a Cell> {
+        self.of(Matrix::Capacity)
+            .find(|c| c.server == server && c.policy == Some(policy) && c.replicas == n)
+    }
+
+    /// Each (server, policy) of the capacity matrix once, in order.
+    pub fn capacity_cases(self) -> Vec<(Server, Policy)> {
+        let mut out = Vec::new();
+        for c in self.of(Matrix::Capacity) {
+            if let Some(p) = c.policy
+                && !out.contains(&(c.server, p))
+            {
+                out.push((c.server, p));
+            }
+        }
+        out
+    }
+
     /// Sessions lost when one replica of `server` under `policy` was killed.
     pub fn lost_on_kill(self, server: Server, policy: Policy) -> Option<u64> {
         self.failure(server, policy, Event::Kill)

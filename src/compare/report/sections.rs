@@ -27,7 +27,7 @@ pub(super) struct Section {
 }
 
 /// The sections, in the order of the matrices.
-pub(super) fn sections() -> [Section; 5] {
+pub(super) fn sections() -> [Section; 6] {
     [
         Section {
             matrix: Matrix::Concurrency,
@@ -222,6 +222,53 @@ pub(super) fn sections() -> [Section; 5] {
                     c.delivery_ratio.map_or("–".into(), pct),
                     us(c.p50_us),
                     us(c.p99_us),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Capacity,
+            intro: || {
+                "\n## 6. Capacity vs replicas\n\nEach replica runs under the same CPU budget (a cgroup quota), Redis under its own, and the load generator on a core of its own, so that a replica adds capacity instead of contention. Capacity is the highest rate served with p99 under the SLO and under 0.1% errors: a closed-loop probe finds the peak, then fixed-rate steps bisect between the highest rate that met the SLO and the lowest that did not. *Efficiency* is capacity(n) ÷ (n × capacity(1)); 1.0 is perfect scale-out. A cell whose load generator ran out of CPU in any step is invalid and not plotted.\n".into()
+            },
+            charts: &[("capacity_vs_replicas.svg", "capacity vs replicas")],
+            legend: "*capacity*: requests/s served at the highest step that met the SLO; *efficiency*: capacity ÷ (replicas × capacity of one); *p99*: at capacity; *server CPU µs/req*: all replicas' CPU ÷ answered requests at capacity; *Redis CPU*: Redis's share, and the cores it used of its budget; *throttled*: share of quota periods in which a budgeted process ran out of quota, at capacity; *steps*: loads run (met the SLO).",
+            columns: &[
+                "server",
+                "policy",
+                "replicas",
+                "capacity req/s",
+                "efficiency",
+                "p99 µs",
+                "server CPU µs/req",
+                "Redis CPU",
+                "throttled",
+                "steps",
+                "notes",
+            ],
+            row: |c| {
+                vec![
+                    c.server.label(),
+                    c.policy.map_or("", Policy::name).into(),
+                    c.replicas.to_string(),
+                    c.capacity_rps.map_or("–".into(), |v| format!("{v:.0}")),
+                    c.scaling_efficiency
+                        .map_or("–".into(), |e| format!("{e:.2}")),
+                    us(c.p99_us),
+                    f1(c.server_cpu_us_per_request),
+                    match (c.store_cpu_us_per_request, c.store_cpu_cores) {
+                        (Some(us), Some(cores)) => format!("{us:.1} µs/req, {cores:.2} cores"),
+                        _ => "–".into(),
+                    },
+                    match (c.throttled_periods, c.quota_periods) {
+                        (Some(t), Some(p)) if p > 0 => pct(t as f64 / p as f64),
+                        _ => "–".into(),
+                    },
+                    format!(
+                        "{} ({})",
+                        c.steps.len(),
+                        c.steps.iter().filter(|s| s.met_slo).count()
+                    ),
+                    notes(c),
                 ]
             },
         },

@@ -1,0 +1,362 @@
+//! Capacity vs replicas: each replica under the same CPU budget (Redis
+//! under its own), the load generator on cores of its own, and for 1, 2
+//! and 4 replicas of each design the highest offered rate whose p99 stays
+//! under the SLO with under 0.1% errors. Scaling efficiency is
+//! capacity(n) ÷ (n × capacity(1)): 1.0 is perfect scale-out.
+//!
+//! The search is bounded: a closed-loop probe finds the peak, then
+//! fixed-rate steps bisect between the highest rate that met the SLO and
+//! the lowest that did not. Capacity is the rate achieved at the highest
+//! step that met it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::super::Matrix;
+use super::super::budget::{Placement, Role};
+use super::super::cell::{Balancer, Cell, Server, Step};
+use super::super::fleet::watched;
+use super::super::runner::Runner;
+use crate::keys::TokenAlg;
+use crate::loadtests::Policy;
+
+/// Each replica's CPU budget when the run gives none (`--replica-cpu`),
+/// in cores: small enough that four replicas and Redis share one core and
+/// that the load generator, on a core of its own, keeps up with four
+/// (it sends about 20,000 requests/s from one core here).
+pub const REPLICA_CPU: f64 = 0.075;
+/// Redis's budget when the run gives none (`--store-cpu`): half a
+/// replica's, so that the single shared store, not the replicas, becomes
+/// the limit as stateful-Redis replicas are added.
+pub const STORE_CPU: f64 = 0.05;
+/// Users offering the load: enough that the offered rate, not the users'
+/// round trips, sets the pace below the SLO.
+pub const USERS: usize = 128;
+const REPLICAS_FULL: [usize; 3] = [1, 2, 4];
+const REPLICAS_QUICK: [usize; 2] = [1, 2];
+/// Bisection steps after the first fixed-rate step.
+const BISECT_FULL: usize = 5;
+const BISECT_QUICK: usize = 2;
+/// A step failed when its achieved rate fell below this share of the
+/// offered one: the servers could not keep up. goose's throttle itself
+/// delivers 85–90% of its rate to an idle server (its tokens also pace
+/// each user's login), so the bar sits below that.
+const KEEP_UP: f64 = 0.8;
+/// Errors allowed at capacity.
+const MAX_ERROR_RATE: f64 = 0.001;
+
+/// The designs whose scaling is measured, each under the routing it needs.
+pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
+    let mut v = vec![
+        (Server::Stateless(TokenAlg::HS256), Policy::RoundRobin),
+        (Server::StatefulMemory, Policy::Sticky),
+        (Server::StatefulMemory, Policy::ConsistentHash),
+    ];
+    if r.redis.is_some() {
+        v.push((Server::StatefulRedis, Policy::RoundRobin));
+    }
+    v
+}
+
+fn replica_counts(r: &Runner) -> &'static [usize] {
+    r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL)
+}
+
+fn bisections(r: &Runner) -> usize {
+    if r.quick() { BISECT_QUICK } else { BISECT_FULL }
+}
+
+/// Seconds per step.
+fn step_time(r: &Runner) -> Duration {
+    r.opts.cell_time().min(Duration::from_secs(3))
+}
+
+pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
+    let base = r
+        .launcher
+        .placement
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("the capacity matrix needs a placement"))?;
+    let placement = Arc::new(base.with_default_budgets(REPLICA_CPU, STORE_CPU)?);
+    if let Some(why) = placement.fallback() {
+        r.progress
+            .say(format!("capacity: budgets not applied ({why})"));
+    }
+    if let Some(redis) = &r.redis {
+        placement.place("redis", redis.pid(), Role::Store)?;
+    }
+    r.launcher.placement = Some(Arc::clone(&placement));
+    let outcome = run_cases(r, &placement).await;
+    r.launcher.placement = Some(base);
+    outcome
+}
+
+async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> {
+    for (server, policy) in cases(r) {
+        let mut one = None;
+        for &n in replica_counts(r) {
+            let mut cell = search(r, server, policy, n).await?;
+            if n == 1 {
+                one = cell.capacity_rps;
+            }
+            cell.scaling_efficiency = match (cell.capacity_rps, one) {
+                (Some(c), Some(one)) if one > 0.0 => Some(c / (n as f64 * one)),
+                _ => None,
+            };
+            if !placement.budgets_replicas() {
+                cell.notes
+                    .push("no CPU budget: the replicas shared their cores freely".into());
+            }
+            r.record(cell);
+            r.progress.advance(cell_secs(r));
+        }
+    }
+    Ok(())
+}
+
+fn id(server: Server, policy: Policy, n: usize) -> String {
+    format!("capacity/{}/{}/r{n}", server.slug(), policy.name())
+}
+
+/// Finds one design's capacity on `n` replicas; the cell is the step at
+/// capacity, with every step of the search.
+async fn search(r: &mut Runner, server: Server, policy: Policy, n: usize) -> anyhow::Result<Cell> {
+    let id = id(server, policy, n);
+    r.progress.begin(&id);
+    r.check_stop()?;
+    let spec = r
+        .spec(server, false)
+        .ok_or_else(|| anyhow::anyhow!("{server} needs Redis, which this run does not have"))?;
+    let replicas = r.fleet(&spec, n).await?;
+    let servers = watched(&replicas);
+    let slo = r.opts.slo_p99;
+    let template = Cell {
+        users: USERS,
+        replicas: n,
+        policy: Some(policy),
+        balancer: Some(Balancer::Embedded),
+        slo_p99_us: Some(slo.as_micros() as u64),
+        ..Cell::new(Matrix::Capacity, server, id)
+    };
+    let mut steps = Vec::new();
+    let mut best: Option<Cell> = None;
+    let probe = step(r, &template, &servers, None).await?;
+    let peak = probe.achieved_rps;
+    steps.push(as_step(&probe, slo, None));
+    let mut bisection = Bisection::new(peak);
+    for _ in 0..=bisections(r) {
+        let rate = bisection.next;
+        if rate < 1.0 {
+            break;
+        }
+        let cell = step(r, &template, &servers, Some(rate)).await?;
+        let s = as_step(&cell, slo, Some(rate));
+        let met = s.met_slo;
+        steps.push(s);
+        bisection.record(met);
+        if met {
+            best = Some(cell);
+        }
+    }
+    drop(replicas);
+    let mut cell = match best {
+        Some(mut c) => {
+            // What was served within the SLO, not what was asked for.
+            c.capacity_rps = Some(c.achieved_rps);
+            c
+        }
+        None => {
+            let mut c = probe;
+            c.offered_rps = None;
+            c.capacity_rps = Some(0.0);
+            c.notes
+                .push("no step met the SLO: capacity below the lowest rate tried".into());
+            c
+        }
+    };
+    // The closed-loop probe may run the generator flat out; that only
+    // sets where the search starts. A step that decided the capacity may
+    // not: one above capacity that missed the SLO (a step that met it was
+    // not generator-bound).
+    let decisive =
+        |s: &&Step| s.offered_rps.is_some() && !s.met_slo && s.offered_rps > cell.offered_rps;
+    if steps.iter().filter(decisive).any(|s| s.generator_bound) {
+        cell.generator_bound = true;
+        cell.notes.push(
+            "invalid: the load generator was the bottleneck in a step that decided the capacity"
+                .into(),
+        );
+        cell.valid = false;
+    } else {
+        cell.generator_bound = false;
+    }
+    cell.steps = steps;
+    Ok(cell)
+}
+
+/// The rates a search tries: 80% of the closed-loop peak first, then the
+/// middle between the highest rate that met the SLO (or 0) and the lowest
+/// that missed it (or 110% of the peak).
+#[derive(Debug, Clone, Copy)]
+struct Bisection {
+    lo: f64,
+    hi: f64,
+    next: f64,
+}
+
+impl Bisection {
+    fn new(peak: f64) -> Self {
+        Self {
+            lo: 0.0,
+            hi: peak * 1.1,
+            next: peak * 0.8,
+        }
+    }
+
+    /// Whether the rate just tried (`next`) met the SLO; moves `next`.
+    fn record(&mut self, met: bool) {
+        if met {
+            self.lo = self.next;
+        } else {
+            self.hi = self.next;
+        }
+        self.next = (self.lo + self.hi) / 2.0;
+    }
+}
+
+/// One load at `rate` (or closed loop), measured on the running replicas.
+async fn step(
+    r: &mut Runner,
+    template: &Cell,
+    servers: &[super::super::fleet::Watched],
+    rate: Option<f64>,
+) -> anyhow::Result<Cell> {
+    r.check_stop()?;
+    let mut config = r.config(&servers[0].url, template.server.scenario(), USERS);
+    config.run_time = step_time(r);
+    // Every user at once: the ramp would count as time without load.
+    config.increase_rate = (USERS * 20) as f64;
+    config.replicas = servers.iter().map(|s| s.url.clone()).collect();
+    config.policy = template.policy.unwrap_or(Policy::RoundRobin);
+    config.throttle = rate.map(|r| r.round().max(1.0) as usize);
+    let cell = Cell {
+        offered_rps: rate,
+        ..template.clone()
+    };
+    r.measure(cell, config, servers, None).await
+}
+
+/// What a step says about the SLO.
+fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
+    let error_rate = c.failures as f64 / c.requests.max(1) as f64;
+    let p99_ok = c.p99_us.is_some_and(|p| p as u128 <= slo.as_micros());
+    let kept_up = offered.is_none_or(|o| c.achieved_rps >= KEEP_UP * o);
+    Step {
+        offered_rps: offered,
+        achieved_rps: c.achieved_rps,
+        p99_us: c.p99_us,
+        error_rate,
+        throttled: match (c.throttled_periods, c.quota_periods) {
+            (Some(t), Some(p)) if p > 0 => Some(t as f64 / p as f64),
+            _ => None,
+        },
+        generator_bound: c.generator_bound,
+        met_slo: offered.is_some()
+            && p99_ok
+            && kept_up
+            && error_rate < MAX_ERROR_RATE
+            && !c.generator_bound,
+    }
+}
+
+fn cell_secs(r: &Runner) -> u64 {
+    (step_time(r).as_secs() + 1) * (bisections(r) as u64 + 2)
+}
+
+pub fn planned_secs(r: &Runner) -> u64 {
+    cases(r).len() as u64 * replica_counts(r).len() as u64 * cell_secs(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_search_closes_in_on_the_boundary() {
+        // A server that meets the SLO up to 6,180 requests/s.
+        let capacity = 6180.0;
+        let mut b = Bisection::new(10_000.0);
+        let mut tried = Vec::new();
+        for _ in 0..=BISECT_FULL {
+            tried.push(b.next);
+            b.record(b.next <= capacity);
+        }
+        assert_eq!(tried[0], 8000.0);
+        assert!(b.lo <= capacity && capacity < b.hi, "{b:?}");
+        // Six steps narrow an 11,000-wide bracket to under 3% of it.
+        assert!(b.hi - b.lo < 0.03 * 11_000.0, "{b:?}");
+        // Every rate after the first lies inside the bracket known then.
+        assert!(tried.iter().all(|&r| r > 0.0 && r < 11_000.0));
+    }
+
+    #[test]
+    fn a_server_that_never_meets_the_slo_brings_the_rate_down() {
+        let mut b = Bisection::new(1000.0);
+        for _ in 0..=BISECT_FULL {
+            b.record(false);
+        }
+        assert_eq!(b.lo, 0.0);
+        assert!(b.next < 20.0, "{b:?}");
+    }
+
+    #[test]
+    fn a_step_meets_the_slo_only_at_a_fixed_rate_it_kept_up_with() {
+        let slo = Duration::from_millis(10);
+        let mut c = Cell::new(
+            Matrix::Capacity,
+            Server::Stateless(TokenAlg::HS256),
+            "t".into(),
+        );
+        c.achieved_rps = 900.0;
+        c.p99_us = Some(9_000);
+        c.requests = 10_000;
+        assert!(as_step(&c, slo, Some(1000.0)).met_slo);
+        // The closed-loop probe decides nothing.
+        assert!(!as_step(&c, slo, None).met_slo);
+        // Too slow, too many errors, or fell behind the offered rate.
+        assert!(
+            !as_step(
+                &Cell {
+                    p99_us: Some(10_001),
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        assert!(
+            !as_step(
+                &Cell {
+                    failures: 10,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        assert!(!as_step(&c, slo, Some(1200.0)).met_slo);
+        assert!(
+            !as_step(
+                &Cell {
+                    generator_bound: true,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+    }
+}

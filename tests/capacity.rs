@@ -1,0 +1,60 @@
+//! The capacity matrix end to end, in its quick form with 1-second steps:
+//! every design gets a search per replica count under a placement, its
+//! steps are recorded, and the report carries the section. Figures are not
+//! judged here (the machine is shared); the committed report quotes them.
+
+use std::process::Command;
+
+use statebench::compare::{Cell, Matrix, RunRecord};
+
+#[test]
+fn every_design_gets_a_capacity_search_under_budgets() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_statebench"))
+        .args([
+            "compare",
+            "--quick",
+            "--only",
+            "capacity",
+            "--run-time",
+            "1",
+        ])
+        .args(["--balancer", "embedded", "--run-name", "t", "--out"])
+        .arg(out.path())
+        .status()
+        .expect("statebench runs");
+    assert!(status.success());
+    let record: RunRecord = serde_json::from_slice(
+        &std::fs::read(out.path().join("load/t/cells.json")).expect("cells.json"),
+    )
+    .expect("a compare record");
+    let cells: Vec<&Cell> = record.cells.iter().collect();
+    let designs = if statebench::host::tools::installed("redis-server") {
+        4
+    } else {
+        3
+    };
+    assert_eq!(cells.len(), designs * 2, "{:?}", ids(&cells));
+    for c in &cells {
+        assert_eq!(c.matrix, Matrix::Capacity);
+        assert!(c.placement.is_some(), "{}: no placement", c.id);
+        assert_eq!(c.slo_p99_us, Some(10_000), "{}", c.id);
+        // A closed-loop probe, then fixed-rate steps.
+        assert!(c.steps.len() >= 2, "{}: {:?}", c.id, c.steps);
+        assert!(c.steps[0].offered_rps.is_none(), "{}", c.id);
+        assert!(c.steps[1..].iter().all(|s| s.offered_rps.is_some()));
+        let capacity = c.capacity_rps.expect("a capacity, 0 if none met the SLO");
+        let met = c.steps.iter().filter(|s| s.met_slo).count();
+        assert_eq!(capacity > 0.0, met > 0, "{}: {:?}", c.id, c.steps);
+        if c.replicas == 1 && capacity > 0.0 {
+            assert_eq!(c.scaling_efficiency, Some(1.0), "{}", c.id);
+        }
+    }
+    let report = std::fs::read_to_string(out.path().join("REPORT.md")).unwrap();
+    assert!(report.contains("## 6. Capacity vs replicas"));
+    assert!(report.contains("**Placement of the capacity matrix**"));
+}
+
+fn ids(cells: &[&Cell]) -> Vec<String> {
+    cells.iter().map(|c| c.id.clone()).collect()
+}
