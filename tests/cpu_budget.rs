@@ -160,7 +160,7 @@ fn the_placement_says_whether_budgets_apply() {
     };
     let line = placement.describe().expect("a budget was asked for");
     assert!(!line.contains('\n'), "{line}");
-    assert!(line.contains("0.20 cores per replica"), "{line}");
+    assert!(line.contains("0.2 cores per replica"), "{line}");
     match Hierarchy::detect() {
         Ok(_) => {
             assert!(placement.fallback().is_none(), "{line}");

@@ -179,7 +179,7 @@ impl Placement {
                 .join(",")
         };
         let quota = |what: &str, v: Option<f64>| {
-            v.map(|c| format!(", {c:.2} cores per {what}"))
+            v.map(|c| format!(", {c} cores per {what}"))
                 .unwrap_or_default()
         };
         let how = match (&self.hierarchy, &self.fallback) {
@@ -233,10 +233,7 @@ impl Placement {
         }
         let mut total = CpuStat::default();
         for (_, b) in groups.iter() {
-            let s = b.stat().ok()?;
-            total.periods += s.periods;
-            total.throttled += s.throttled;
-            total.throttled_time += s.throttled_time;
+            total += b.stat().ok()?;
         }
         Some(total)
     }

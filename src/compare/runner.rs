@@ -63,6 +63,8 @@ impl Runner {
     ) -> anyhow::Result<Self> {
         let mut skipped = Vec::new();
         let external = !opts.external.is_empty();
+        // First: a bad budget is refused before anything is started.
+        let placement = std::sync::Arc::new(super::budget::Placement::new(opts.budgets.clone())?);
         let redis = if external {
             None
         } else if installed("redis-server") {
@@ -82,7 +84,6 @@ impl Runner {
             crate::stop::eprintln(&format!("note: skipping {s}"));
         }
         crate::host::limits::raise_open_files();
-        let placement = std::sync::Arc::new(super::budget::Placement::new(opts.budgets.clone())?);
         if let Some(line) = placement.describe() {
             crate::stop::eprintln(&format!("placement: {line}"));
         }
@@ -336,7 +337,8 @@ impl Runner {
                 .push(format!("HAProxy used {proxy_cores:.2} cores"));
         }
         // Redis serves only the cells that use it; others leave it idle.
-        if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| c >= 0.02) {
+        let uses_redis = cell.server == Server::StatefulRedis || cell.backplane == Some(true);
+        if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| uses_redis || c >= 0.02) {
             cell.notes
                 .push(format!("Redis used {redis_cores:.2} cores"));
             cell.store_cpu_cores = Some(redis_cores);

@@ -154,11 +154,7 @@ impl Hierarchy {
             // processes; the parent below holds none, so it may too.
             write(&m.point.join("cgroup.subtree_control"), "+cpu")?;
         }
-        match std::fs::create_dir(&parent) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        ensure_dir(&parent)?;
         let h = Self {
             version: m.version,
             root: m.point.clone(),
@@ -185,11 +181,7 @@ impl Hierarchy {
             ));
         }
         let path = self.parent.join(name);
-        match std::fs::create_dir(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
+        ensure_dir(&path)?;
         // The kernel refuses quotas under 1 ms: a budget too small for one
         // in `period` gets a longer period, so that it is still the budget
         // asked for (0.05 cores: 1 ms every 20 ms).
@@ -283,6 +275,23 @@ impl CpuStat {
             throttled: self.throttled.saturating_sub(earlier.throttled),
             throttled_time: self.throttled_time.saturating_sub(earlier.throttled_time),
         }
+    }
+}
+
+impl std::ops::AddAssign for CpuStat {
+    /// Sums the counters of several groups.
+    fn add_assign(&mut self, other: Self) {
+        self.periods += other.periods;
+        self.throttled += other.throttled;
+        self.throttled_time += other.throttled_time;
+    }
+}
+
+/// Creates directory `path` unless it is there already.
+fn ensure_dir(path: &Path) -> std::io::Result<()> {
+    match std::fs::create_dir(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -18,7 +18,8 @@ use crate::loadtests::{self, Policy, Shared};
 const N: usize = 3;
 
 /// Each server under the policy it needs (stickiness for in-memory
-/// sessions), and in-memory sessions under a hash ring as well.
+/// sessions), and in-memory sessions under a hash ring as well (not with
+/// `--quick`).
 fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     let mut cases: Vec<(Server, Policy)> = super::scale_servers(r)
         .into_iter()
@@ -31,14 +32,16 @@ fn cases(r: &Runner) -> Vec<(Server, Policy)> {
             (s, policy)
         })
         .collect();
-    cases.push((Server::StatefulMemory, Policy::ConsistentHash));
+    if !r.quick() {
+        cases.push((Server::StatefulMemory, Policy::ConsistentHash));
+    }
     cases
 }
 
 /// Failure cells run long enough to see before, during and after.
 fn duration(r: &Runner) -> Duration {
     if r.quick() && r.opts.run_time.is_none() {
-        Duration::from_secs(5)
+        Duration::from_secs(4)
     } else {
         r.opts.cell_time() * 3
     }
