@@ -240,6 +240,22 @@ where
     }
 }
 
+/// The exposition a server at `base_url` serves on `/metrics` (`None`
+/// when it cannot be read within 5 s or does not answer 200).
+pub async fn scrape(client: &reqwest::Client, base_url: &str) -> Option<String> {
+    client
+        .get(format!("{base_url}/metrics"))
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?
+        .error_for_status()
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
 /// Reads a counter back from Prometheus text (what `GET /metrics` answers):
 /// the sum of `name` over its label sets, leaving out the samples whose
 /// `route` label is `except_route` (a scrape does not count itself).

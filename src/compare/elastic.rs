@@ -80,17 +80,7 @@ pub async fn apply(
 /// The sessions a replica holds now, from its `/metrics` (`None` for a
 /// server without sessions, or when it cannot be read).
 pub async fn sessions_live(url: &str) -> Option<u64> {
-    let body = reqwest::Client::new()
-        .get(format!("{url}/metrics"))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .ok()?
-        .error_for_status()
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let body = crate::metrics::scrape(&reqwest::Client::new(), url).await?;
     body.lines()
         .any(|l| l.starts_with("statebench_sessions_live"))
         .then(|| crate::metrics::sum(&body, "statebench_sessions_live", None))

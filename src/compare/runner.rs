@@ -406,17 +406,7 @@ impl Runner {
     pub async fn server_count(&self, servers: &[Watched], ws: bool) -> Option<u64> {
         let mut total = 0;
         for r in servers {
-            let body = self
-                .client
-                .get(format!("{}/metrics", r.url))
-                .send()
-                .await
-                .ok()?
-                .error_for_status()
-                .ok()?
-                .text()
-                .await
-                .ok()?;
+            let body = crate::metrics::scrape(&self.client, &r.url).await?;
             total += if ws {
                 crate::metrics::sum(&body, "statebench_ws_messages_in_total", None)
             } else {
