@@ -235,3 +235,26 @@ fn redis_store_matches_model() {
         })
         .unwrap();
 }
+
+/// The same model against a Redis Cluster: sessions spread over buckets
+/// whose hash tags land on every master, the cap kept by a counter.
+#[test]
+fn redis_cluster_store_matches_model() {
+    let Some(url) = common::redis_cluster_url("redis_cluster_store_matches_model") else {
+        return;
+    };
+    let rt = runtime();
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    runner
+        .run(&steps(), |steps| {
+            let prefix = common::unique_prefix();
+            rt.block_on(async {
+                let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();
+                assert!(store.is_cluster());
+                let result = run(store, steps).await;
+                common::redis_cluster_cleanup(&url, &prefix).await;
+                result
+            })
+        })
+        .unwrap();
+}

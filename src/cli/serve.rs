@@ -60,8 +60,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_revoked: usize,
 
-    /// [stateful] Session store: `memory`, or a Redis URL (redis://127.0.0.1:6379)
-    /// shared by replicas.
+    /// [stateful] Session store: `memory`; a Redis URL (redis://127.0.0.1:6379)
+    /// shared by replicas; or a Redis Cluster (redis-cluster://127.0.0.1:7000,127.0.0.1:7001),
+    /// sessions spread over its masters.
     #[arg(long, default_value = "memory")]
     pub store: String,
     /// [stateful] Idle session lifetime in seconds.
@@ -173,7 +174,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             };
             if args.store == "memory" {
                 build(Arc::new(MemoryStore::new(config)))
-            } else if args.store.starts_with("redis://") || args.store.starts_with("rediss://") {
+            } else if crate::session::redis::conn::is_redis_url(&args.store) {
                 let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
                 if let Err(e) = store.ping().await {
                     tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
@@ -188,7 +189,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 )
             } else {
                 anyhow::bail!(
-                    "--store must be `memory` or a redis:// URL, not {:?}",
+                    "--store must be `memory`, a redis:// URL or a redis-cluster://host:port[,host:port...] URL, not {:?}",
                     args.store
                 );
             }

@@ -25,6 +25,8 @@ pub enum Server {
     StatefulMemory,
     /// The stateful server, sessions in a Redis shared by the replicas.
     StatefulRedis,
+    /// The stateful server, sessions spread over a Redis Cluster's masters.
+    StatefulRedisCluster,
     /// The WebSocket server's echo.
     WsEcho,
     /// The WebSocket server's chat rooms.
@@ -41,6 +43,7 @@ impl Server {
             Server::Healthz(Arch::Stateful),
             Server::StatefulMemory,
             Server::StatefulRedis,
+            Server::StatefulRedisCluster,
             Server::WsEcho,
             Server::WsChat,
         ];
@@ -57,6 +60,7 @@ impl Server {
             Server::Stateless(alg) => format!("stateless {}", alg.name()),
             Server::StatefulMemory => "stateful memory".into(),
             Server::StatefulRedis => "stateful Redis".into(),
+            Server::StatefulRedisCluster => "stateful Redis Cluster".into(),
             Server::WsEcho => "ws echo".into(),
             Server::WsChat => "ws chat".into(),
             Server::External(arch) => format!("{} (external)", arch.name()),
@@ -81,7 +85,9 @@ impl Server {
         match self {
             Server::Healthz(arch) | Server::External(arch) => arch,
             Server::Stateless(_) => Arch::Stateless,
-            Server::StatefulMemory | Server::StatefulRedis => Arch::Stateful,
+            Server::StatefulMemory | Server::StatefulRedis | Server::StatefulRedisCluster => {
+                Arch::Stateful
+            }
             Server::WsEcho | Server::WsChat => Arch::Ws,
         }
     }

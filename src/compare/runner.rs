@@ -12,7 +12,7 @@ use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::progress::Progress;
 use super::{BalancerChoice, Options, matrices};
 use crate::host::proc::cpu_time;
-use crate::host::services::{Haproxy, RedisServer};
+use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
 
@@ -44,6 +44,8 @@ pub struct Runner {
     dir: PathBuf,
     pub launcher: Launcher,
     pub redis: Option<RedisServer>,
+    /// A Redis Cluster, while a matrix that measures it runs.
+    pub redis_cluster: Option<RedisCluster>,
     haproxy: bool,
     client: reqwest::Client,
     pub progress: Progress,
@@ -99,6 +101,7 @@ impl Runner {
                 placement: Some(placement),
             },
             redis,
+            redis_cluster: None,
             haproxy,
             client: reqwest::Client::new(),
             progress: Progress::new(0),
@@ -151,6 +154,9 @@ impl Runner {
         match server {
             Server::Stateless(alg) => spec.alg = alg,
             Server::StatefulRedis => spec.store = self.redis.as_ref()?.url.clone(),
+            Server::StatefulRedisCluster => {
+                spec.store = self.redis_cluster.as_ref()?.url.clone();
+            }
             Server::External(_) => return None,
             _ => {}
         }
@@ -276,6 +282,15 @@ impl Runner {
         Ok(cell)
     }
 
+    /// CPU time of the store `server` uses: the cluster's nodes together,
+    /// or the one Redis.
+    fn store_cpu(&self, server: Server) -> Option<Duration> {
+        match server {
+            Server::StatefulRedisCluster => self.redis_cluster.as_ref()?.cpu(),
+            _ => self.redis.as_ref()?.cpu(),
+        }
+    }
+
     /// Runs one load against fixed servers and fills in the measurements.
     pub async fn measure(
         &mut self,
@@ -289,7 +304,7 @@ impl Runner {
         let counted = self.server_count(servers, ws).await;
         let server0 = cpu(servers);
         let proxy0 = proxy.and_then(Haproxy::cpu);
-        let redis0 = self.redis.as_ref().and_then(RedisServer::cpu);
+        let redis0 = self.store_cpu(cell.server);
         let placement = self.launcher.placement.clone();
         let throttled0 = placement.as_ref().and_then(|p| p.throttling());
         let me = std::process::id();
@@ -304,7 +319,7 @@ impl Runner {
         let gen1 = cpu_time(me);
         let server1 = cpu(servers);
         let proxy1 = proxy.and_then(Haproxy::cpu);
-        let redis1 = self.redis.as_ref().and_then(RedisServer::cpu);
+        let redis1 = self.store_cpu(cell.server);
         let counted_after = self.server_count(servers, ws).await;
         if let Some(p) = &placement {
             cell.placement = p.describe();
@@ -337,7 +352,10 @@ impl Runner {
                 .push(format!("HAProxy used {proxy_cores:.2} cores"));
         }
         // Redis serves only the cells that use it; others leave it idle.
-        let uses_redis = cell.server == Server::StatefulRedis || cell.backplane == Some(true);
+        let uses_redis = matches!(
+            cell.server,
+            Server::StatefulRedis | Server::StatefulRedisCluster
+        ) || cell.backplane == Some(true);
         if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| uses_redis || c >= 0.02) {
             cell.notes
                 .push(format!("Redis used {redis_cores:.2} cores"));

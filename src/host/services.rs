@@ -1,6 +1,7 @@
 //! Helper servers a comparison starts beside the replicas: Redis (the
-//! shared session store and chat backplane) and HAProxy (the external
-//! balancer), each on a free loopback port and stopped when dropped.
+//! shared session store and chat backplane), a Redis Cluster (the sharded
+//! store) and HAProxy (the external balancer), each on free loopback ports
+//! and stopped when dropped.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -26,6 +27,11 @@ impl RedisServer {
 
     /// Starts Redis on `port` (a restart on the port it had).
     pub async fn start_on(port: u16, work: &Path) -> anyhow::Result<Self> {
+        Self::spawn(port, work, &[]).await
+    }
+
+    /// Starts `redis-server` on `port` with `extra` arguments.
+    async fn spawn(port: u16, dir: &Path, extra: &[&str]) -> anyhow::Result<Self> {
         let child = ChildProc::spawn(
             Command::new("redis-server")
                 .args([
@@ -38,8 +44,9 @@ impl RedisServer {
                     "--appendonly",
                     "no",
                     "--dir",
-                    &work.display().to_string(),
+                    &dir.display().to_string(),
                 ])
+                .args(extra)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -65,6 +72,103 @@ impl RedisServer {
     pub async fn kill(&mut self) {
         self.child.kill().await;
     }
+}
+
+/// A Redis Cluster of masters without replicas, each a `redis-server` on
+/// a free loopback port, joined by `redis-cli --cluster create` (which
+/// spreads the 16,384 slots evenly). Stopped when dropped.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    /// `redis-cluster://127.0.0.1:p1,127.0.0.1:p2,...`
+    pub url: String,
+}
+
+impl RedisCluster {
+    /// Starts `masters` nodes (at least 3, Redis's minimum), their working
+    /// directories under `work`, and waits until every node reports the
+    /// cluster ready.
+    pub async fn start(work: &Path, masters: usize) -> anyhow::Result<Self> {
+        if masters < 3 {
+            bail!("a Redis Cluster needs at least 3 masters, not {masters}");
+        }
+        let mut nodes = Vec::with_capacity(masters);
+        let mut addrs = Vec::with_capacity(masters);
+        for i in 0..masters {
+            let dir = work.join(format!("redis-cluster-{i}"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let port = free_port()?;
+            // The bus port is given: the default (port + 10000) may not exist.
+            let bus = free_port()?.to_string();
+            let extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus,
+                "--cluster-config-file",
+                "nodes.conf",
+            ];
+            nodes.push(RedisServer::spawn(port, &dir, &extra).await?);
+            addrs.push(format!("127.0.0.1:{port}"));
+        }
+        let create = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(30), create)
+            .await
+            .context("redis-cli --cluster create took over 30 s")?
+            .context("cannot run redis-cli (install redis-tools)")?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let why = text.lines().rev().find(|l| !l.trim().is_empty());
+            bail!(
+                "redis-cli --cluster create failed: {}",
+                why.unwrap_or("no output")
+            );
+        }
+        for node in &nodes {
+            wait_cluster_ok(&node.url).await?;
+        }
+        Ok(Self {
+            url: format!("redis-cluster://{}", addrs.join(",")),
+            nodes,
+        })
+    }
+
+    /// CPU time all nodes have used.
+    pub fn cpu(&self) -> Option<Duration> {
+        self.nodes.iter().map(RedisServer::cpu).sum()
+    }
+
+    /// The nodes' process ids.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.nodes.iter().map(RedisServer::pid)
+    }
+}
+
+/// Polls `CLUSTER INFO` on one node until it says `cluster_state:ok`.
+async fn wait_cluster_ok(url: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(url)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    for _ in 0..200 {
+        if crate::stop::requested().is_some() {
+            bail!("stopped while the Redis Cluster was forming");
+        }
+        let info: String = redis::cmd("CLUSTER")
+            .arg("INFO")
+            .query_async(&mut c)
+            .await?;
+        if info.lines().any(|l| l.trim() == "cluster_state:ok") {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("the Redis Cluster node {url} was not ready within 10 s")
 }
 
 /// HAProxy in front of replicas, configured for one routing policy.

@@ -138,6 +138,45 @@ pub fn redis_url(test: &str) -> Option<String> {
     }
 }
 
+/// `REDIS_CLUSTER_URL` (`redis-cluster://host:port,...`), or `None` after
+/// printing why the test is skipped.
+pub fn redis_cluster_url(test: &str) -> Option<String> {
+    match std::env::var("REDIS_CLUSTER_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            eprintln!(
+                "skipped {test}: REDIS_CLUSTER_URL is not set (start a Redis Cluster and set it \
+                 to redis-cluster://host:port,... to run this test)"
+            );
+            None
+        }
+    }
+}
+
+/// Deletes every key under `prefix` on every node of a cluster, one key at
+/// a time (a node refuses a DEL across slots).
+pub async fn redis_cluster_cleanup(url: &str, prefix: &str) {
+    let nodes = statebench::session::redis::conn::cluster_nodes(url)
+        .expect("a redis-cluster:// URL")
+        .unwrap();
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+}
+
 /// A key prefix no other test or run uses.
 pub fn unique_prefix() -> String {
     format!("sbtest:{:016x}", rand::random::<u64>())

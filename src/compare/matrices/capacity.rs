@@ -17,6 +17,8 @@ use super::super::budget::{Placement, Role};
 use super::super::cell::{Balancer, Cell, Server, Step};
 use super::super::fleet::watched;
 use super::super::runner::Runner;
+use crate::host::services::RedisCluster;
+use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
 
@@ -29,6 +31,9 @@ pub const REPLICA_CPU: f64 = 0.075;
 /// replica's, so that the single shared store, not the replicas, becomes
 /// the limit as stateful-Redis replicas are added.
 pub const STORE_CPU: f64 = 0.05;
+/// Masters of the Redis Cluster, each under the store budget: the
+/// sharded way past the single store's ceiling.
+pub const CLUSTER_MASTERS: usize = 3;
 /// Users offering the load: enough that the offered rate, not the users'
 /// round trips, sets the pace below the SLO.
 pub const USERS: usize = 128;
@@ -58,7 +63,38 @@ pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     if r.redis.is_some() {
         v.push((Server::StatefulRedis, Policy::RoundRobin));
     }
+    if wants_cluster(r) {
+        v.push((Server::StatefulRedisCluster, Policy::RoundRobin));
+    }
     v
+}
+
+/// Whether the run measures the Redis Cluster (not with `--quick`, and
+/// only where Redis and redis-cli are installed).
+fn wants_cluster(r: &Runner) -> bool {
+    !r.quick() && r.redis.is_some() && installed("redis-cli")
+}
+
+/// Starts the cluster, each master under the store budget. A cluster that
+/// cannot start is a note, not the end of the run.
+async fn start_cluster(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> {
+    r.progress.say(format!(
+        "capacity: starting a Redis Cluster of {CLUSTER_MASTERS} masters"
+    ));
+    match RedisCluster::start(&r.launcher.work, CLUSTER_MASTERS).await {
+        Ok(cluster) => {
+            for (i, pid) in cluster.pids().enumerate() {
+                placement.place(&format!("redis-cluster-{i}"), pid, Role::Store)?;
+            }
+            r.redis_cluster = Some(cluster);
+        }
+        Err(e) => {
+            let why = format!("Redis Cluster capacity cells: {e:#}");
+            r.progress.say(format!("note: skipping {why}"));
+            r.skipped.push(why);
+        }
+    }
+    Ok(())
 }
 
 fn replica_counts(r: &Runner) -> &'static [usize] {
@@ -89,13 +125,23 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
         placement.place("redis", redis.pid(), Role::Store)?;
     }
     r.launcher.placement = Some(Arc::clone(&placement));
-    let outcome = run_cases(r, &placement).await;
+    let mut outcome = Ok(());
+    if wants_cluster(r) {
+        outcome = start_cluster(r, &placement).await;
+    }
+    if outcome.is_ok() {
+        outcome = run_cases(r, &placement).await;
+    }
+    r.redis_cluster = None;
     r.launcher.placement = Some(base);
     outcome
 }
 
 async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> {
     for (server, policy) in cases(r) {
+        if r.spec(server, false).is_none() {
+            continue; // its store did not start (noted in the run's skips)
+        }
         let mut one = None;
         for &n in replica_counts(r) {
             let mut cell = search(r, server, policy, n).await?;

@@ -3,7 +3,7 @@
 //! what they share: the servers each compares, the pinned sizes, and the
 //! plan that gives the progress bar its ETA.
 
-mod capacity;
+pub(crate) mod capacity;
 mod concurrency;
 mod failures;
 mod horizontal;

@@ -74,6 +74,7 @@ pub struct Decided {
 const HS256: Server = Server::Stateless(TokenAlg::HS256);
 const MEMORY: Server = Server::StatefulMemory;
 const REDIS: Server = Server::StatefulRedis;
+const CLUSTER: Server = Server::StatefulRedisCluster;
 const EXT_STATELESS: Server = Server::External(Arch::Stateless);
 const EXT_STATEFUL: Server = Server::External(Arch::Stateful);
 
@@ -175,12 +176,44 @@ pub const RULES: &[Rule] = &[
                 (MEMORY, Policy::Sticky, "memory (sticky)"),
                 (MEMORY, Policy::ConsistentHash, "memory (hash)"),
                 (REDIS, Policy::RoundRobin, "Redis"),
+                (CLUSTER, Policy::RoundRobin, "Redis Cluster"),
             ] {
                 if let Some(e) = eff(s, p, n) {
                     evidence.push_str(&format!(", {name} {e:.2}"));
                 }
             }
             Some((Verdict::when(sl >= 0.85, Verdict::Refuted), evidence))
+        },
+    },
+    Rule {
+        claim: "A sharded store (Redis Cluster) raises the shared store's ceiling",
+        scope: Scope::Reference,
+        decide: |c| {
+            let cap = |s: Server, n: usize| {
+                c.capacity(s, Policy::RoundRobin, n)
+                    .filter(|x| x.valid)
+                    .and_then(|x| x.capacity_rps)
+            };
+            let n = [4, 2, 1]
+                .into_iter()
+                .find(|&n| cap(REDIS, n).is_some() && cap(CLUSTER, n).is_some())?;
+            let (single, sharded) = (cap(REDIS, n)?, cap(CLUSTER, n)?);
+            let store_us = |s: Server| {
+                c.capacity(s, Policy::RoundRobin, n)
+                    .and_then(|x| x.store_cpu_us_per_request)
+                    .map_or(String::new(), |us| {
+                        format!(", {us:.1} µs of store CPU per request")
+                    })
+            };
+            Some((
+                Verdict::more_than(sharded, single),
+                format!(
+                    "capacity at {n} replicas: one Redis {single:.0} req/s{}; a {}-master cluster, each master under the same budget, {sharded:.0} req/s{}",
+                    store_us(REDIS),
+                    crate::compare::matrices::capacity::CLUSTER_MASTERS,
+                    store_us(CLUSTER),
+                ),
+            ))
         },
     },
     Rule {
