@@ -297,7 +297,9 @@ async fn step(
 
 /// What a step says about the SLO.
 fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
-    let error_rate = c.failures as f64 / c.requests.max(1) as f64;
+    // What users saw fail: an attempt retried on another replica and
+    // answered there is not an error to them.
+    let error_rate = c.lost() as f64 / c.requests.max(1) as f64;
     let p99_ok = c.p99_us.is_some_and(|p| p as u128 <= slo.as_micros());
     let kept_up = offered.is_none_or(|o| c.achieved_rps >= KEEP_UP * o);
     Step {
@@ -388,6 +390,19 @@ mod tests {
             !as_step(
                 &Cell {
                     failures: 10,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        // Failed attempts that a retry answered elsewhere are not errors.
+        assert!(
+            as_step(
+                &Cell {
+                    failures: 10,
+                    retried: 10,
                     ..c.clone()
                 },
                 slo,
