@@ -27,6 +27,8 @@ pub struct LoadConfig {
     pub increase_rate: f64,
     pub run_time: Duration,
     /// Requests per second across all users (`None`: closed loop, no limit).
+    /// HTTP scenarios arrive as a Poisson process at this mean rate
+    /// ([`super::pacer`]); WebSocket ones through goose's throttle.
     pub throttle: Option<usize>,
     /// Coordinated-omission mitigation (`average`, `minimum`, `maximum`).
     pub co_mitigation: Option<String>,
@@ -74,6 +76,13 @@ impl LoadConfig {
         }
     }
 
+    /// The mean rate the pacer holds HTTP requests to, if any.
+    pub fn paced_rate(&self) -> Option<f64> {
+        self.throttle
+            .filter(|&t| t > 0 && !self.scenario.is_websocket())
+            .map(|t| t as f64)
+    }
+
     fn plan_steps(&self) -> Option<Vec<(usize, Duration)>> {
         plan_steps(self.test_plan.as_deref()?).ok()
     }
@@ -119,7 +128,7 @@ impl LoadConfig {
             ]
             .map(String::from),
         );
-        if let Some(t) = self.throttle {
+        if let Some(t) = self.throttle.filter(|_| self.scenario.is_websocket()) {
             args.extend(["--throttle-requests".into(), t.to_string()]);
         }
         if let Some(co) = &self.co_mitigation {

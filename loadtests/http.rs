@@ -154,6 +154,15 @@ pub(crate) async fn send(
     name: &str,
     body: Option<String>,
 ) -> Result<reqwest::Response, Box<TransactionError>> {
+    // A fixed-rate run: wait for this request's send time (a retry goes
+    // at once).
+    if let Some(pacer) = &shared.pacer {
+        tokio::select! {
+            biased;
+            () = shared.cancel.cancelled() => return Err(stopped().await),
+            () = pacer.wait() => {}
+        }
+    }
     let mut avoid = None;
     let mut retries_left = shared.retries;
     loop {

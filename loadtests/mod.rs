@@ -17,7 +17,8 @@
 //! line, the comparison, the gate — reads the spec.
 //!
 //! The rest is shared: [`config`] (the knobs of a run), [`shared`] (what
-//! every user of a run shares), `http` (routing, sending, login),
+//! every user of a run shares), [`pacer`] (Poisson arrivals for fixed-rate
+//! runs), `http` (routing, sending, login),
 //! [`run`] (goose and the watchdog), [`result`] (histograms that merge).
 //!
 //! Requests go through [`balance::Balancer`], the embedded load balancer
@@ -36,6 +37,7 @@ pub mod config;
 pub mod healthz;
 pub(crate) mod http;
 pub mod login_storm;
+pub mod pacer;
 pub mod result;
 pub mod run;
 pub mod shared;

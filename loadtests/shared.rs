@@ -68,6 +68,8 @@ pub struct Shared {
     /// here because goose drops them when it resets its metrics. One
     /// sample per user start, so the map stays small.
     pub setup: Mutex<BTreeMap<String, RequestStats>>,
+    /// Send times of a fixed-rate HTTP run (`LoadConfig::throttle`).
+    pub pacer: Option<super::pacer::Pacer>,
 }
 
 impl Shared {
@@ -104,6 +106,7 @@ impl Shared {
                 .map(|_| std::sync::atomic::AtomicU32::new(0))
                 .collect(),
             setup: Mutex::new(BTreeMap::new()),
+            pacer: config.paced_rate().map(super::pacer::Pacer::new),
         })
     }
 
