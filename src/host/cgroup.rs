@@ -216,11 +216,19 @@ impl Drop for Hierarchy {
                 if !e.file_type().is_ok_and(|t| t.is_dir()) {
                     continue;
                 }
-                let procs = std::fs::read_to_string(e.path().join("cgroup.procs"));
-                for pid in procs.iter().flat_map(|p| p.lines()) {
-                    let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+                // A process killed just before is still exiting: the
+                // kernel keeps the group busy until it is gone, so wait
+                // for it (up to 2 s) rather than leave the directory.
+                for _ in 0..40 {
+                    let procs = std::fs::read_to_string(e.path().join("cgroup.procs"));
+                    for pid in procs.iter().flat_map(|p| p.lines()) {
+                        let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+                    }
+                    if std::fs::remove_dir(e.path()).is_ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
                 }
-                let _ = std::fs::remove_dir(e.path());
             }
         }
         let _ = std::fs::remove_dir(&self.parent);
