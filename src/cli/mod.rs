@@ -75,7 +75,16 @@ pub fn main(cli: Cli) -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     crate::stop::install();
-    let runtime = match tokio::runtime::Runtime::new() {
+    let runtime = match &cli.command {
+        Command::Serve(ServeArgs {
+            workers: Some(n), ..
+        }) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(usize::from(*n))
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Runtime::new(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

@@ -33,6 +33,11 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port; the bound address is printed).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,
+    /// Runtime worker threads (default: one per core). Set it to the CPU
+    /// limit of a container, as GOMAXPROCS is: more threads than cores only
+    /// park and wake each other.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 
     /// [stateless] Signing algorithm.
     #[arg(long, value_enum, default_value = "HS256")]

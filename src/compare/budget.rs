@@ -82,6 +82,18 @@ impl Placement {
         self.options.replica_cpu
     }
 
+    /// Runtime workers for a replica: as many as its budget has cores
+    /// (at least one), or as the server cores it is pinned to; `None`
+    /// when nothing is placed (the runtime's own default).
+    pub fn replica_workers(&self) -> Option<u16> {
+        if let Some(cpus) = self.options.replica_cpu {
+            return Some(cpus.ceil().clamp(1.0, 1024.0) as u16);
+        }
+        self.options
+            .any()
+            .then(|| self.server_cores.len().clamp(1, 1024) as u16)
+    }
+
     /// The Redis and HAProxy budget asked for, in cores.
     pub fn store_cpu(&self) -> Option<f64> {
         self.options.store_cpu

@@ -93,6 +93,9 @@ impl Launcher {
             "--shutdown-timeout".into(),
             "5".into(),
         ];
+        if let Some(n) = self.placement.as_ref().and_then(|p| p.replica_workers()) {
+            args.extend(["--workers".into(), n.to_string()]);
+        }
         match spec.arch {
             Arch::Stateless => {
                 args.extend(["--alg".into(), spec.alg.name().into()]);
