@@ -30,8 +30,9 @@
 //! - [`benchrun`]: running `cargo bench` and reading what it wrote;
 //! - [`report`]: results files (provenance, tables, SVG charts);
 //! - [`compare`]: the scaling comparison — replicas as child processes, one
-//!   module per matrix, `results/REPORT.md` — and `statebench vs`, the
-//!   servers side by side on a core each;
+//!   module per matrix, `results/REPORT.md`, the capacity plan drawn from
+//!   it ([`compare::plan`]) — and `statebench vs`, the servers side by side
+//!   on a core each;
 //! - [`ci`]: the regression gate — instruction counts against a committed
 //!   baseline, a noise-controlled latency trend, dashboard exports;
 //! - [`cli`]: the `statebench` command line (the binary only calls it).

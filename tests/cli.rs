@@ -115,6 +115,18 @@ fn every_subcommand_documents_its_flags() {
         ),
         ("merge", &["--out"][..]),
         (
+            "plan",
+            &[
+                "--rps",
+                "--sessions",
+                "--ws",
+                "--replica-cores",
+                "--store-utilisation",
+                "--cells",
+                "--micro",
+            ][..],
+        ),
+        (
             "micro",
             &["--quick", "--report-only", "--out", "--no-instructions"][..],
         ),
@@ -241,6 +253,61 @@ fn short_secret_is_refused_with_one_line() {
         err.trim(),
         "error: JWT secret is 9 bytes; at least 32 are required"
     );
+}
+
+/// `statebench plan` sizes every measured design from the committed run,
+/// checks its model, and refuses bad input in one line.
+#[test]
+fn plan_sizes_a_fleet_from_the_committed_run() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = bin()
+        .current_dir(root)
+        .args(["plan", "--rps", "1000000", "--sessions", "10000000"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# Capacity at internet scale"), "{md}");
+    assert!(md.contains("**1,000,000 requests/s**"), "{md}");
+    for design in ["stateless HS256", "stateful memory", "stateful Redis"] {
+        assert!(
+            md.contains(&format!("| {design} |")),
+            "{design} missing:\n{md}"
+        );
+    }
+    assert!(
+        md.contains("The model against the measured capacity"),
+        "{md}"
+    );
+
+    for (args, want) in [
+        (
+            &["plan", "--cells", "/nonexistent/cells.json"][..],
+            "error: cannot read /nonexistent/cells.json",
+        ),
+        (
+            &["plan", "--store-utilisation", "1.5"][..],
+            "error: --store-utilisation",
+        ),
+        (
+            &["plan", "--replica-cores", "0"][..],
+            "error: --replica-cores",
+        ),
+    ] {
+        let out = bin().current_dir(root).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.trim().starts_with(want) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let out = bin().args(["plan", "--rps", "0"]).output().unwrap();
+    assert!(!out.status.success());
 }
 
 #[test]

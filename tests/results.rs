@@ -26,7 +26,11 @@ fn report_renders_from_the_committed_cells() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
     charts.sort();
-    let rendered = markdown::report(&record, &env, Path::new("load/full"), &charts);
+    let micro: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(Path::new(ROOT).join("results/micro/figures.json")).unwrap(),
+    )
+    .unwrap();
+    let rendered = markdown::report(&record, &env, Path::new("load/full"), &charts, Some(&micro));
     let committed = std::fs::read_to_string(Path::new(ROOT).join("results/REPORT.md")).unwrap();
     assert!(
         rendered == committed,

@@ -1,7 +1,7 @@
 //! The `statebench` command line: [`Cli`] and its dispatch. Each command
 //! lives in a file of its own with its flags (documented for `--help`) next
 //! to its handler: `serve`, `load` (and `merge`), `goose`, `compare`, `ci`,
-//! `micro`, `vs`.
+//! `micro`, `vs`, `plan`.
 //! The binary only calls [`main`].
 
 mod ci;
@@ -9,6 +9,7 @@ mod compare;
 mod goose;
 mod load;
 mod micro;
+mod plan;
 mod serve;
 mod vs;
 
@@ -21,6 +22,7 @@ pub use compare::CompareArgs;
 pub use goose::GooseArgs;
 pub use load::{LoadArgs, MergeArgs};
 pub use micro::MicroArgs;
+pub use plan::PlanArgs;
 pub use serve::{Revocation, ServeArgs};
 pub use vs::VsArgs;
 
@@ -58,6 +60,10 @@ pub enum Command {
     /// generator (wrk) on another: req/s and server CPU per request for
     /// /healthz, /profile, /login and WebSocket echo, beside any --target.
     Vs(VsArgs),
+    /// The fleet a workload needs under each design (cores, replicas,
+    /// Redis shards, memory, network), from a comparison's measured
+    /// capacities, with the model checked against them.
+    Plan(PlanArgs),
 }
 
 /// Runs the command line; errors are printed as one line.
@@ -103,6 +109,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Merge(args) => load::merge(args),
         Command::Goose(args) => runtime.block_on(goose::goose(args)),
         Command::Vs(args) => runtime.block_on(vs::vs(args)),
+        Command::Plan(args) => plan::plan(args),
     };
     // Nothing started may outlive the command, whatever ended it.
     crate::stop::kill_children();

@@ -263,6 +263,14 @@ pub struct Cell {
     /// capacity ÷ (replicas × the capacity of one replica of the same design).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling_efficiency: Option<f64>,
+    /// Capacity cells: each replica's CPU budget and each store node's
+    /// (cores, when applied), and the store's nodes (a cluster's masters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_budget: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_nodes: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
     pub notes: Vec<String>,
@@ -338,6 +346,9 @@ impl Cell {
             capacity_rps: None,
             slo_p99_us: None,
             scaling_efficiency: None,
+            replica_budget: None,
+            store_budget: None,
+            store_nodes: None,
             steps: Vec::new(),
             notes: Vec::new(),
         }

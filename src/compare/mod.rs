@@ -7,7 +7,7 @@
 //! - [`cell`]: what a cell records, named by typed values;
 //! - [`runner`]: the one recipe every load cell follows, and the
 //!   measurements around it;
-//! - [`matrices`]: the six matrices, one module each;
+//! - [`matrices`]: the matrices, one module each;
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
 //! - [`elastic`]: a replica killed, added, restarted or scaled down
 //!   under load;
@@ -16,6 +16,8 @@
 //!   of their contract;
 //! - [`progress`]: the live bar and the per-cell lines;
 //! - [`report`]: the claims, the markdown and the charts of REPORT.md;
+//! - [`plan`]: the fleet a workload needs under each design, from the
+//!   capacity cells (`statebench plan`, and a section of REPORT.md);
 //! - [`vs`]: `statebench vs`, the servers side by side on a core each.
 
 pub mod budget;
@@ -24,6 +26,7 @@ pub mod elastic;
 pub mod external;
 pub mod fleet;
 pub mod matrices;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod runner;

@@ -23,7 +23,13 @@ fn legend(md: &mut String, text: &str) {
 }
 
 /// The whole report.
-pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[String]) -> String {
+pub fn report(
+    record: &RunRecord,
+    env: &Environment,
+    rel: &Path,
+    charts: &[String],
+    micro: Option<&serde_json::Value>,
+) -> String {
     let cells = Cells(&record.cells);
     let mut md = String::new();
     let _ = writeln!(
@@ -135,6 +141,11 @@ pub fn report(record: &RunRecord, env: &Environment, rel: &Path, charts: &[Strin
         for c in rows {
             let _ = writeln!(md, "| {} |", (section.row)(c).join(" | "));
         }
+    }
+
+    let workload = crate::compare::plan::Workload::default();
+    if let Some(plan) = crate::compare::plan::render::markdown(&workload, cells, micro, "\n## 7.") {
+        md.push_str(&plan);
     }
 
     let invalid: Vec<&Cell> = record.cells.iter().filter(|c| !c.valid).collect();

@@ -50,7 +50,11 @@ pub fn write(
     } else {
         (run_dir.join("REPORT.md"), PathBuf::from("."))
     };
-    let md = markdown::report(record, env, &rel, &drawn);
+    // The micro-benchmarks' figures, for the plan's memory per session.
+    let micro = std::fs::read(results.join("micro").join("figures.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let md = markdown::report(record, env, &rel, &drawn, micro.as_ref());
     std::fs::write(&path, md)?;
     Ok(path)
 }
