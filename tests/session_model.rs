@@ -216,45 +216,37 @@ fn every_registered_store_matches_model() {
     assert!(registered.len() >= 7, "{registered:?}");
 }
 
-#[test]
-fn redis_store_matches_model() {
-    let Some(url) = common::redis_url("redis_store_matches_model") else {
-        return;
-    };
+/// The model against the Redis store at `url`, `cases` random transition
+/// lists, each under a key prefix of its own.
+fn redis_matches_model(url: &str, cases: u32) {
     let rt = runtime();
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     runner
         .run(&steps(), |steps| {
             let prefix = common::unique_prefix();
             rt.block_on(async {
-                let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();
+                let store = RedisStore::open(url, &prefix, CONFIG).unwrap();
                 let result = run(store, steps).await;
-                common::redis_cleanup(&url, &prefix).await;
+                common::redis_cleanup(url, &prefix).await;
                 result
             })
         })
         .unwrap();
 }
 
+#[test]
+fn redis_store_matches_model() {
+    if let Some(url) = common::redis_url("redis_store_matches_model") {
+        redis_matches_model(&url, 256);
+    }
+}
+
 /// The same model against a Redis Cluster: sessions spread over buckets
 /// whose hash tags land on every master, the cap kept by a counter.
 #[test]
 fn redis_cluster_store_matches_model() {
-    let Some(url) = common::redis_cluster_url("redis_cluster_store_matches_model") else {
-        return;
-    };
-    let rt = runtime();
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
-    runner
-        .run(&steps(), |steps| {
-            let prefix = common::unique_prefix();
-            rt.block_on(async {
-                let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();
-                assert!(store.is_cluster());
-                let result = run(store, steps).await;
-                common::redis_cluster_cleanup(&url, &prefix).await;
-                result
-            })
-        })
-        .unwrap();
+    if let Some(url) = common::redis_cluster_url("redis_cluster_store_matches_model") {
+        assert!(url.starts_with("redis-cluster://"), "{url}");
+        redis_matches_model(&url, 64);
+    }
 }

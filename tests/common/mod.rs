@@ -153,30 +153,6 @@ pub fn redis_cluster_url(test: &str) -> Option<String> {
     }
 }
 
-/// Deletes every key under `prefix` on every node of a cluster, one key at
-/// a time (a node refuses a DEL across slots).
-pub async fn redis_cluster_cleanup(url: &str, prefix: &str) {
-    let nodes = statebench::session::redis::conn::cluster_nodes(url)
-        .expect("a redis-cluster:// URL")
-        .unwrap();
-    for node in nodes {
-        let client = redis::Client::open(node.as_str()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{prefix}:*"))
-            .query_async(&mut c)
-            .await
-            .unwrap();
-        for key in keys {
-            let _: () = redis::cmd("DEL")
-                .arg(key)
-                .query_async(&mut c)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 /// A key prefix no other test or run uses.
 pub fn unique_prefix() -> String {
     format!("sbtest:{:016x}", rand::random::<u64>())
@@ -193,20 +169,28 @@ pub async fn call(app: &Router, req: Request<Body>) -> (u16, axum::http::HeaderM
     (status, headers, body.to_vec())
 }
 
-/// Deletes every key under `prefix` (tests share one Redis server).
+/// Deletes every key under `prefix` (tests share one Redis server, or one
+/// cluster: there on every node, one key at a time, as a node refuses a
+/// DEL across slots).
 pub async fn redis_cleanup(url: &str, prefix: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut c)
-        .await
-        .unwrap();
-    if !keys.is_empty() {
-        let _: () = redis::cmd("DEL")
-            .arg(keys)
+    let nodes = match statebench::session::redis::conn::cluster_nodes(url) {
+        Some(nodes) => nodes.unwrap(),
+        None => vec![url.to_owned()],
+    };
+    for node in nodes {
+        let client = redis::Client::open(node.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{prefix}:*"))
             .query_async(&mut c)
             .await
             .unwrap();
+        for key in keys {
+            let _: () = redis::cmd("DEL")
+                .arg(key)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
     }
 }
