@@ -27,13 +27,14 @@ pub fn markdown(
         md,
         "{heading} Capacity at internet scale\n\n\
          For **{} requests/s** at peak, **{} live sessions** and **{} WebSocket connections**, \
-         on replicas of {} cores each, each Redis shard (one process, one core) planned to {:.0}% \
+         on replicas of {} core{} each, each Redis shard (one process, one core) planned to {:.0}% \
          of its core. Every input is a figure measured in this run (listed below the table); \
          `statebench plan --rps … --sessions … --ws …` computes the same for other figures.\n",
         thousands(w.rps),
         thousands(w.sessions as f64),
         thousands(w.ws as f64),
         w.replica_cores,
+        if w.replica_cores == 1.0 { "" } else { "s" },
         100.0 * w.store_utilisation
     );
     let _ = writeln!(
