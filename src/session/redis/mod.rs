@@ -40,15 +40,19 @@ pub const BUCKETS: u32 = 128;
 /// Sessions in a Redis server or a Redis Cluster.
 pub struct RedisStore {
     conn: Conn,
-    prefix: String,
+    /// Every index with its sessions' key prefix, named once at open: one,
+    /// or one per bucket in a cluster (a request formats only its key).
+    shards: Vec<Shard>,
+    /// The cluster's count of live sessions (the cap's counter).
+    counter: String,
     config: StoreConfig,
     scripts: Scripts,
 }
 
 /// Where one session lives: its key and its index.
-struct Keys {
+struct Keys<'a> {
     session: String,
-    index: String,
+    index: &'a str,
 }
 
 /// One index and the key prefix of its sessions (the sweep's unit).
@@ -63,9 +67,24 @@ impl RedisStore {
     /// may be down at start-up; calls fail with `Unavailable` until it is
     /// reachable. Must be called within a Tokio runtime.
     pub fn open(url: &str, prefix: &str, config: StoreConfig) -> Result<Self, StoreError> {
+        let conn = Conn::open(url)?;
+        let shards = if conn.is_cluster() {
+            (0..BUCKETS)
+                .map(|b| Shard {
+                    sessions: format!("{prefix}:{{{b}}}:s:"),
+                    index: format!("{prefix}:{{{b}}}:idx"),
+                })
+                .collect()
+        } else {
+            vec![Shard {
+                sessions: format!("{prefix}:s:"),
+                index: format!("{prefix}:idx"),
+            }]
+        };
         Ok(Self {
-            conn: Conn::open(url)?,
-            prefix: prefix.to_owned(),
+            conn,
+            shards,
+            counter: format!("{prefix}:count"),
             config,
             scripts: Scripts::new(),
         })
@@ -76,50 +95,19 @@ impl RedisStore {
         self.conn.is_cluster()
     }
 
-    fn shard_of(&self, bucket: Option<u32>) -> Shard {
-        let p = &self.prefix;
-        match bucket {
-            None => Shard {
-                sessions: format!("{p}:s:"),
-                index: format!("{p}:idx"),
-            },
-            Some(b) => Shard {
-                sessions: format!("{p}:{{{b}}}:s:"),
-                index: format!("{p}:{{{b}}}:idx"),
-            },
-        }
-    }
-
-    fn keys(&self, id: SessionId) -> Keys {
-        let bucket = self
-            .is_cluster()
-            .then(|| (id.0 % u128::from(BUCKETS)) as u32);
-        let shard = self.shard_of(bucket);
+    fn keys(&self, id: SessionId) -> Keys<'_> {
+        let shard = &self.shards[(id.0 % self.shards.len() as u128) as usize];
         Keys {
             session: format!("{}{id}", shard.sessions),
-            index: shard.index,
+            index: &shard.index,
         }
-    }
-
-    /// Every index: one, or one per bucket in a cluster.
-    fn shards(&self) -> Vec<Shard> {
-        if self.is_cluster() {
-            (0..BUCKETS).map(|b| self.shard_of(Some(b))).collect()
-        } else {
-            vec![self.shard_of(None)]
-        }
-    }
-
-    /// The cluster's count of live sessions (the cap's counter).
-    fn counter(&self) -> String {
-        format!("{}:count", self.prefix)
     }
 
     /// Lowers the cluster's session count by `n` removed sessions.
     async fn removed(&self, n: i64) -> Result<(), StoreError> {
         if n > 0 && self.is_cluster() {
             let mut c = self.conn.clone();
-            let _: i64 = c.decr(self.counter(), n).await.map_err(unavailable)?;
+            let _: i64 = c.decr(&self.counter, n).await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -181,7 +169,7 @@ impl RedisStore {
     /// Reserves a place under the cap in a cluster's counter.
     async fn reserve(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
-        let n: i64 = c.incr(self.counter(), 1).await.map_err(unavailable)?;
+        let n: i64 = c.incr(&self.counter, 1).await.map_err(unavailable)?;
         if n > self.config.max_sessions as i64 {
             self.removed(1).await?;
             return Err(StoreError::Full);
@@ -303,7 +291,7 @@ impl SessionStore for RedisStore {
     async fn sweep(&self, now: Millis) -> Result<usize, StoreError> {
         let cutoff = now.saturating_sub(self.config.idle_ttl_ms);
         let mut total = 0;
-        for shard in self.shards() {
+        for shard in &self.shards {
             loop {
                 let mut c = self.conn.clone();
                 let n: usize = self
@@ -326,9 +314,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn len(&self) -> Result<usize, StoreError> {
-        let counts = try_join_all(self.shards().into_iter().map(|shard| {
+        let counts = try_join_all(self.shards.iter().map(|shard| {
             let mut c = self.conn.clone();
-            async move { c.zcard::<_, usize>(shard.index).await }
+            async move { c.zcard::<_, usize>(&shard.index).await }
         }))
         .await
         .map_err(unavailable)?;
