@@ -30,6 +30,12 @@ pub struct LoadConfig {
     /// HTTP scenarios arrive as a Poisson process at this mean rate
     /// ([`super::pacer`]); WebSocket ones through goose's throttle.
     pub throttle: Option<usize>,
+    /// Requests per second of each user (Poisson, [`super::pacer`]), so
+    /// the offered load follows the users running (`None`: no pacing per
+    /// user). Ignored when `throttle` is set.
+    pub user_rate: Option<f64>,
+    /// Keep per-second figures ([`super::timeline`]) in the result.
+    pub timeline: bool,
     /// Coordinated-omission mitigation (`average`, `minimum`, `maximum`).
     pub co_mitigation: Option<String>,
     /// Reset goose's metrics once every user runs. Off keeps the ramp and
@@ -65,6 +71,8 @@ impl LoadConfig {
             increase_rate: 100.0,
             run_time: Duration::from_secs(10),
             throttle: None,
+            user_rate: None,
+            timeline: false,
             co_mitigation: None,
             reset_metrics: true,
             cart_items: 10,
@@ -81,6 +89,13 @@ impl LoadConfig {
         self.throttle
             .filter(|&t| t > 0 && !self.scenario.is_websocket())
             .map(|t| t as f64)
+    }
+
+    /// Each user's mean rate when users are paced one by one.
+    pub fn user_rate(&self) -> Option<f64> {
+        self.user_rate
+            .filter(|&r| r > 0.0 && r.is_finite() && self.paced_rate().is_none())
+            .filter(|_| !self.scenario.is_websocket())
     }
 
     fn plan_steps(&self) -> Option<Vec<(usize, Duration)>> {
@@ -137,7 +152,8 @@ impl LoadConfig {
         for f in &self.report_files {
             args.extend(["--report-file".into(), f.display().to_string()]);
         }
-        if !self.reset_metrics {
+        // A test plan never resets goose's metrics (and refuses the flag).
+        if !self.reset_metrics && self.test_plan.is_none() {
             args.push("--no-reset-metrics".into());
         }
         args.extend(self.extra_goose_args.iter().cloned());

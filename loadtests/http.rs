@@ -154,15 +154,22 @@ pub(crate) async fn send(
     name: &str,
     body: Option<String>,
 ) -> Result<reqwest::Response, Box<TransactionError>> {
-    // A fixed-rate run: wait for this request's send time (a retry goes
-    // at once).
+    // A paced run: wait for this request's send time (a retry goes at
+    // once).
     if let Some(pacer) = &shared.pacer {
         tokio::select! {
             biased;
             () = shared.cancel.cancelled() => return Err(stopped().await),
-            () = pacer.wait() => {}
+            () = pacer.wait(user.weighted_users_index) => {}
         }
     }
+    let sent_us = shared.timeline.as_ref().map(|_| shared.now_us());
+    let timed = |ok: bool| {
+        if let (Some(t), Some(sent)) = (&shared.timeline, sent_us) {
+            let now = shared.now_us();
+            t.record(now, now.saturating_sub(sent), ok);
+        }
+    };
     let mut avoid = None;
     let mut retries_left = shared.retries;
     loop {
@@ -189,6 +196,7 @@ pub(crate) async fn send(
         let e = match goose.response {
             Ok(r) => {
                 answered(user, shared);
+                timed(!r.status().is_server_error());
                 return Ok(r);
             }
             Err(e) => e,
@@ -207,6 +215,7 @@ pub(crate) async fn send(
             avoid = Some(slot);
             continue;
         }
+        timed(false);
         back_off(user, shared).await;
         return Err(Box::new(TransactionError::Reqwest(e)));
     }

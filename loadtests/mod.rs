@@ -18,7 +18,7 @@
 //!
 //! The rest is shared: [`config`] (the knobs of a run), [`shared`] (what
 //! every user of a run shares), [`pacer`] (Poisson arrivals for fixed-rate
-//! runs), `http` (routing, sending, login),
+//! runs), [`timeline`] (per-second figures), `http` (routing, sending, login),
 //! [`run`] (goose and the watchdog), [`result`] (histograms that merge).
 //!
 //! Requests go through [`balance::Balancer`], the embedded load balancer
@@ -43,6 +43,7 @@ pub mod run;
 pub mod shared;
 pub mod stateful;
 pub mod stateless;
+pub mod timeline;
 pub mod ws_chat;
 pub mod ws_echo;
 

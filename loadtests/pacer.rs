@@ -10,6 +10,12 @@
 //! came out by the beat of two clocks. goose's throttle still paces the
 //! WebSocket scenarios, whose messages do not go through [`super::send`].
 //!
+//! A run may instead pace each user on its own ([`Pacer::per_user`]):
+//! every user sends as a Poisson process at the same mean rate, so the
+//! offered load follows the number of users running, as a goose test plan
+//! ramps it up and down. A user whose answers take longer than its gaps
+//! sends less, as a real client waiting for a page does.
+//!
 //! The schedule never runs in the past: when every user was busy (the
 //! servers fell behind), the next request goes at once and the gaps start
 //! again from now, so a stall is not followed by a burst that makes up
@@ -19,37 +25,49 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Send times for one run, shared by every user.
+/// Send times for one run: one schedule shared by every user, or one per
+/// user.
 #[derive(Debug)]
 pub struct Pacer {
     start: Instant,
-    /// The mean gap between two requests, in nanoseconds.
+    /// The mean gap between two requests of one schedule, in nanoseconds.
     mean_gap_ns: f64,
-    /// The next free send time, nanoseconds after `start`.
-    next_ns: AtomicU64,
+    /// The next free send time of each schedule, nanoseconds after `start`.
+    next_ns: Vec<AtomicU64>,
 }
 
 impl Pacer {
-    /// Arrivals at `rate` requests per second on average.
+    /// Arrivals at `rate` requests per second on average, across all users.
     pub fn new(rate: f64) -> Self {
+        Self::lanes(rate, 1)
+    }
+
+    /// Each of `users` users (by index) sends at `rate` requests per second
+    /// on average.
+    pub fn per_user(rate: f64, users: usize) -> Self {
+        Self::lanes(rate, users.max(1))
+    }
+
+    fn lanes(rate: f64, lanes: usize) -> Self {
         Self {
             start: Instant::now(),
             mean_gap_ns: 1e9 / rate.max(1e-3),
-            next_ns: AtomicU64::new(0),
+            next_ns: (0..lanes).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    /// Claims the next send time: the later of the schedule and now, and
-    /// moves the schedule one exponential gap past it.
-    pub fn claim(&self) -> Instant {
+    /// Claims user `user`'s next send time: the later of its schedule and
+    /// now, and moves the schedule one exponential gap past it.
+    pub fn claim(&self, user: usize) -> Instant {
+        let next_ns = &self.next_ns[user % self.next_ns.len()];
         let now = self.start.elapsed().as_nanos() as u64;
         // 1 - U lies in (0, 1]: its logarithm is finite.
         let u: f64 = 1.0 - rand::random::<f64>();
         let gap = (-u.ln() * self.mean_gap_ns) as u64;
-        let mut current = self.next_ns.load(Ordering::Relaxed);
+        let mut current = next_ns.load(Ordering::Relaxed);
         loop {
             let at = current.max(now);
-            match self.next_ns.compare_exchange_weak(
+            match next_ns.compare_exchange_weak(
                 current,
                 at + gap,
                 Ordering::Relaxed,
@@ -61,9 +79,9 @@ impl Pacer {
         }
     }
 
-    /// Waits for this request's send time.
-    pub async fn wait(&self) {
-        let at = self.claim();
+    /// Waits for user `user`'s next send time.
+    pub async fn wait(&self, user: usize) {
+        let at = self.claim(user);
         if at > Instant::now() {
             tokio::time::sleep_until(at.into()).await;
         }
@@ -78,8 +96,9 @@ mod tests {
     fn gaps_average_the_rate_and_vary_like_a_poisson_process() {
         // Claimed faster than the schedule moves: times follow the schedule.
         let pacer = Pacer::new(1000.0);
-        pacer.next_ns.store(1 << 50, Ordering::Relaxed); // far ahead of now
-        let times: Vec<Instant> = (0..20_000).map(|_| pacer.claim()).collect();
+        pacer.next_ns[0].store(1 << 50, Ordering::Relaxed); // far ahead of now
+        // Every user shares the one schedule.
+        let times: Vec<Instant> = (0..20_000).map(|i| pacer.claim(i)).collect();
         let gaps: Vec<f64> = times
             .windows(2)
             .map(|w| (w[1] - w[0]).as_secs_f64() * 1e3)
@@ -96,9 +115,29 @@ mod tests {
         let pacer = Pacer::new(1000.0);
         std::thread::sleep(Duration::from_millis(20));
         // 20 ms behind: the next request goes now, not 20 at once.
-        let first = pacer.claim();
+        let first = pacer.claim(0);
         assert!(first + Duration::from_millis(1) >= Instant::now());
-        let scheduled = pacer.next_ns.load(Ordering::Relaxed);
+        let scheduled = pacer.next_ns[0].load(Ordering::Relaxed);
         assert!(scheduled >= pacer.start.elapsed().as_nanos() as u64 - 1_000_000);
+    }
+
+    #[test]
+    fn per_user_schedules_are_independent() {
+        let pacer = Pacer::per_user(100.0, 4);
+        for lane in &pacer.next_ns {
+            lane.store(1 << 50, Ordering::Relaxed);
+        }
+        // 2,000 claims by user 1 move only user 1's schedule, by about
+        // 2,000 mean gaps of 10 ms.
+        for _ in 0..2_000 {
+            pacer.claim(1);
+        }
+        let moved = |i: usize| pacer.next_ns[i].load(Ordering::Relaxed) - (1 << 50);
+        assert_eq!([moved(0), moved(2), moved(3)], [0, 0, 0]);
+        let mean_ms = moved(1) as f64 / 2_000.0 / 1e6;
+        assert!((mean_ms - 10.0).abs() < 1.0, "mean gap {mean_ms} ms");
+        // User 5 shares user 1's schedule (indices wrap).
+        pacer.claim(5);
+        assert!(moved(1) > 0 && moved(0) == 0);
     }
 }

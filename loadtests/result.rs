@@ -135,6 +135,9 @@ pub struct LoadResult {
     /// machine once merged).
     #[serde(default)]
     pub provenance: Vec<String>,
+    /// Per-second figures, when the run kept them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<super::timeline::Second>,
 }
 
 impl LoadResult {

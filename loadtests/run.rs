@@ -56,6 +56,15 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
         Err(GooseError::ThresholdsFailed { failed, metrics }) => {
             (LoadResult::from_goose(config, &metrics), failed)
         }
+        Err(GooseError::InvalidOption {
+            option,
+            value,
+            detail,
+        }) => {
+            return Err(anyhow::anyhow!(
+                "load test failed: goose refused {option} = {value:?}: {detail}"
+            ));
+        }
         Err(e) => return Err(anyhow::anyhow!("load test failed: {e}")),
     };
     if !shared.answered.load(Ordering::Relaxed) && crate::stop::requested().is_none() {
@@ -76,6 +85,9 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     result.requests_sent = shared.requests_sent.load(Ordering::Relaxed);
     if config.scenario == ScenarioKind::WsChat {
         shared.chat.add_to(&mut result);
+    }
+    if let Some(t) = &shared.timeline {
+        result.timeline = t.seconds();
     }
     if let Ok(setup) = shared.setup.lock() {
         result.setup = setup.clone();

@@ -68,8 +68,11 @@ pub struct Shared {
     /// here because goose drops them when it resets its metrics. One
     /// sample per user start, so the map stays small.
     pub setup: Mutex<BTreeMap<String, RequestStats>>,
-    /// Send times of a fixed-rate HTTP run (`LoadConfig::throttle`).
+    /// Send times of a fixed-rate HTTP run (`LoadConfig::throttle`), or
+    /// of each user (`LoadConfig::user_rate`).
     pub pacer: Option<super::pacer::Pacer>,
+    /// Per-second figures, when the run keeps them (`LoadConfig::timeline`).
+    pub timeline: Option<super::timeline::Timeline>,
 }
 
 impl Shared {
@@ -106,7 +109,17 @@ impl Shared {
                 .map(|_| std::sync::atomic::AtomicU32::new(0))
                 .collect(),
             setup: Mutex::new(BTreeMap::new()),
-            pacer: config.paced_rate().map(super::pacer::Pacer::new),
+            pacer: match (config.paced_rate(), config.user_rate()) {
+                (Some(rate), _) => Some(super::pacer::Pacer::new(rate)),
+                (None, Some(rate)) => {
+                    Some(super::pacer::Pacer::per_user(rate, config.peak_users()))
+                }
+                (None, None) => None,
+            },
+            timeline: config.timeline.then(|| {
+                let secs = (config.planned() + super::run::OVERRUN).as_secs() as usize + 2;
+                super::timeline::Timeline::new(secs)
+            }),
         })
     }
 

@@ -46,6 +46,11 @@ pub struct LoadArgs {
     /// Cap on requests per second across all users (fixed-rate runs).
     #[arg(long, value_name = "RPS")]
     pub throttle: Option<usize>,
+    /// Each user's mean rate, requests per second, as Poisson arrivals
+    /// (HTTP scenarios): with --test-plan the offered load follows the
+    /// users running. Ignored with --throttle.
+    #[arg(long, value_name = "RPS", value_parser = parse_rate, conflicts_with = "throttle")]
+    pub user_rate: Option<f64>,
     /// Coordinated-omission mitigation: average, minimum or maximum.
     #[arg(long, value_name = "KIND")]
     pub co_mitigation: Option<String>,
@@ -70,6 +75,16 @@ pub(crate) fn parse_time(s: &str) -> Result<Duration, String> {
         Some(secs) => Ok(Duration::from_secs(secs as u64)),
         None => Err(format!(
             "{s:?} is not a time span: use seconds (30) or h/m/s units (30s, 1m30s, 2h)"
+        )),
+    }
+}
+
+/// A rate in requests per second: a positive, finite number.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r.is_finite() => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give requests per second above 0 (e.g. 20 or 0.5)"
         )),
     }
 }
@@ -119,6 +134,7 @@ pub async fn load(args: LoadArgs) -> anyhow::Result<()> {
         run_time: args.run_time,
         test_plan: args.test_plan.clone(),
         throttle: args.throttle,
+        user_rate: args.user_rate,
         co_mitigation: args.co_mitigation.clone(),
         cart_items: args.cart_items,
         report_files: args.report_file.clone(),
