@@ -235,6 +235,14 @@ impl Placement {
         Ok(())
     }
 
+    /// CPU time used so far by the group of process `name`, where the
+    /// cgroup layout counts it (v2); `None` otherwise.
+    pub fn usage(&self, name: &str) -> Option<std::time::Duration> {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, budget) = groups.iter().find(|(n, _)| n == name)?;
+        budget.stat().ok()?.usage
+    }
+
     /// The throttling counters of every group made so far, summed (a
     /// group whose process has ended no longer changes, so the difference
     /// between two readings is the throttling between them).

@@ -273,6 +273,10 @@ pub struct Cell {
     pub store_nodes: Option<usize>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<Step>,
+    /// Autoscaling cells: the ramp, the rule, what the autoscaler did and
+    /// every second of the load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscale: Option<Box<super::autoscaler::Record>>,
     pub notes: Vec<String>,
 }
 
@@ -350,6 +354,7 @@ impl Cell {
             store_budget: None,
             store_nodes: None,
             steps: Vec::new(),
+            autoscale: None,
             notes: Vec::new(),
         }
     }

@@ -17,7 +17,7 @@ pub const REMOVED: usize = 1;
 pub const DRAIN: Duration = Duration::from_millis(500);
 
 /// How long a stopped replica may take to finish its requests in flight.
-const GRACE: Duration = Duration::from_secs(5);
+pub const GRACE: Duration = Duration::from_secs(5);
 
 /// What an event did, as the cell reports it.
 #[derive(Debug, Clone, Copy, Default)]

@@ -11,6 +11,8 @@
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
 //! - [`elastic`]: a replica killed, added, restarted or scaled down
 //!   under load;
+//! - [`autoscaler`]: the HPA rule over the replicas' CPU, adding and
+//!   removing them under a load ramp;
 //! - [`budget`]: which cores they run on and the CPU each may use;
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
@@ -20,6 +22,7 @@
 //!   capacity cells (`statebench plan`, and a section of REPORT.md);
 //! - [`vs`]: `statebench vs`, the servers side by side on a core each.
 
+pub mod autoscaler;
 pub mod budget;
 pub mod cell;
 pub mod elastic;
@@ -55,18 +58,24 @@ pub enum Matrix {
     Websocket,
     /// Capacity at an SLO vs replicas, each replica under a CPU budget.
     Capacity,
+    /// A load ramp (low, high, low) with a CPU-based autoscaler adding and
+    /// removing budgeted replicas (not in `--quick` unless asked with
+    /// `--only`).
+    Autoscale,
 }
 
 impl Matrix {
-    /// In the order they run. Capacity comes last: it pins the load
-    /// generator to cores of its own, which the others must not inherit.
-    pub const ALL: [Matrix; 6] = [
+    /// In the order they run. Capacity and autoscaling come last: they
+    /// pin the load generator to cores of its own, which the others must
+    /// not inherit.
+    pub const ALL: [Matrix; 7] = [
         Self::Concurrency,
         Self::Horizontal,
         Self::Failures,
         Self::StateSize,
         Self::Websocket,
         Self::Capacity,
+        Self::Autoscale,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +86,7 @@ impl Matrix {
             Self::StateSize => "state-size",
             Self::Websocket => "websocket",
             Self::Capacity => "capacity",
+            Self::Autoscale => "autoscale",
         }
     }
 }
@@ -125,8 +135,14 @@ impl Options {
         Duration::from_secs(self.run_time.unwrap_or(if self.quick { 2 } else { 5 }))
     }
 
+    /// Whether matrix `m` runs: every matrix when none is named, except
+    /// the autoscaling one in a quick run (its ramp alone would take a
+    /// fifth of the quick run's time).
     pub fn runs(&self, m: Matrix) -> bool {
-        self.only.is_empty() || self.only.contains(&m)
+        if self.only.is_empty() {
+            return !(self.quick && m == Matrix::Autoscale);
+        }
+        self.only.contains(&m)
     }
 }
 

@@ -252,6 +252,9 @@ pub struct CpuStat {
     pub throttled: u64,
     /// Time held back.
     pub throttled_time: Duration,
+    /// CPU time the group used, where the controller counts it (cgroup
+    /// v2's `usage_usec`; under v1 usage is another controller's).
+    pub usage: Option<Duration>,
 }
 
 impl CpuStat {
@@ -270,6 +273,7 @@ impl CpuStat {
                 "nr_throttled" => s.throttled = v,
                 "throttled_time" => s.throttled_time = Duration::from_nanos(v),
                 "throttled_usec" => s.throttled_time = Duration::from_micros(v),
+                "usage_usec" => s.usage = Some(Duration::from_micros(v)),
                 _ => {}
             }
         }
@@ -282,6 +286,10 @@ impl CpuStat {
             periods: self.periods.saturating_sub(earlier.periods),
             throttled: self.throttled.saturating_sub(earlier.throttled),
             throttled_time: self.throttled_time.saturating_sub(earlier.throttled_time),
+            usage: match (self.usage, earlier.usage) {
+                (Some(a), Some(b)) => Some(a.saturating_sub(b)),
+                _ => None,
+            },
         }
     }
 }
@@ -292,6 +300,10 @@ impl std::ops::AddAssign for CpuStat {
         self.periods += other.periods;
         self.throttled += other.throttled;
         self.throttled_time += other.throttled_time;
+        self.usage = match (self.usage, other.usage) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
     }
 }
 
@@ -378,6 +390,7 @@ mod tests {
                 periods: 35,
                 throttled: 34,
                 throttled_time: Duration::from_micros(2500),
+                usage: None,
             }
         );
         let v2 = CpuStat::parse(
@@ -387,6 +400,7 @@ mod tests {
             (v2.periods, v2.throttled, v2.throttled_time),
             (7, 2, Duration::from_micros(900))
         );
+        assert_eq!(v2.usage, Some(Duration::from_micros(100)));
         assert_eq!(v1.since(&v2).periods, 28);
         assert_eq!(v2.since(&v1).periods, 0);
     }

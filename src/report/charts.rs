@@ -209,3 +209,116 @@ pub fn stamp(path: &Path, provenance: &str) -> std::io::Result<()> {
     };
     std::fs::write(path, stamped)
 }
+
+/// One panel of a [`timeline_panels`] chart: a line on the left axis (log
+/// scale), a step line on the right one (linear), and a horizontal limit
+/// on the left one.
+pub struct Panel {
+    pub title: String,
+    pub left: Vec<(f64, f64)>,
+    pub right: Vec<(f64, f64)>,
+    pub limit: Option<f64>,
+}
+
+/// The labels of a [`timeline_panels`] chart.
+pub struct Timelines<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub left_label: &'a str,
+    pub right_label: &'a str,
+    pub limit_label: &'a str,
+    pub caption: &'a str,
+}
+
+/// Draws one panel per entry of `panels`, stacked, on a shared time axis.
+pub fn timeline_panels(path: &Path, chart: &Timelines<'_>, panels: &[Panel]) -> DrawResult {
+    if panels.is_empty() {
+        return Ok(());
+    }
+    let all = || panels.iter().flat_map(|p| p.left.iter().chain(&p.right));
+    let x1 = all().map(|p| p.0).fold(1.0, f64::max);
+    let lefts = || {
+        panels
+            .iter()
+            .flat_map(|p| p.left.iter().map(|v| v.1).chain(p.limit))
+            .filter(|v| *v > 0.0)
+    };
+    let y0 = lefts().fold(f64::INFINITY, f64::min).min(1.0) / 1.5;
+    let y1 = lefts().fold(1.0, f64::max) * 1.5;
+    let r1 = panels
+        .iter()
+        .flat_map(|p| p.right.iter().map(|v| v.1))
+        .fold(1.0, f64::max)
+        + 1.0;
+    let height = 60 + 260 * panels.len() as u32;
+    let root = SVGBackend::new(path, (900, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (main, foot) = root.split_vertically(height - 30);
+    foot.draw_text(
+        chart.caption,
+        &("sans-serif", 12).into_font().color(&BLACK.mix(0.6)),
+        (10, 8),
+    )?;
+    let main = main.titled(chart.title, ("sans-serif", 20))?;
+    let left_color = PALETTE[3];
+    let right_color = PALETTE[0];
+    for (panel, area) in panels.iter().zip(main.split_evenly((panels.len(), 1))) {
+        let mut ctx = ChartBuilder::on(&area)
+            .caption(&panel.title, ("sans-serif", 15))
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(70)
+            .right_y_label_area_size(60)
+            .build_cartesian_2d(0.0..x1, (y0..y1).log_scale())?
+            .set_secondary_coord(0.0..x1, 0.0..r1);
+        ctx.configure_mesh()
+            .x_desc(chart.x_label)
+            .y_desc(chart.left_label)
+            .x_label_formatter(&|v| number(*v))
+            .y_label_formatter(&|v| number(*v))
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        ctx.configure_secondary_axes()
+            .y_desc(chart.right_label)
+            .y_label_formatter(&|v| number(*v))
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        ctx.draw_series(LineSeries::new(
+            panel.left.iter().copied().filter(|p| p.1 > 0.0),
+            left_color.stroke_width(2),
+        ))?
+        .label(chart.left_label)
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 18, y)], left_color.stroke_width(2))
+        });
+        if let Some(limit) = panel.limit {
+            let grey = BLACK.mix(0.5);
+            ctx.draw_series(LineSeries::new(
+                [(0.0, limit), (x1, limit)],
+                grey.stroke_width(1),
+            ))?
+            .label(chart.limit_label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], grey));
+        }
+        // Replicas change in steps: hold each value until the next.
+        let mut steps = Vec::new();
+        for w in panel.right.windows(2) {
+            steps.push(w[0]);
+            steps.push((w[1].0, w[0].1));
+        }
+        steps.extend(panel.right.last().copied());
+        ctx.draw_secondary_series(LineSeries::new(steps, right_color.stroke_width(2)))?
+            .label(chart.right_label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 18, y)], right_color.stroke_width(2))
+            });
+        ctx.configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .label_font(("sans-serif", 12))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()?;
+    }
+    root.present()?;
+    Ok(())
+}

@@ -1,8 +1,9 @@
-//! The six matrices, one module each; every load cell goes through
+//! The seven matrices, one module each; every load cell goes through
 //! [`Runner::run_cell`](super::runner::Runner::run_cell). This module holds
 //! what they share: the servers each compares, the pinned sizes, and the
 //! plan that gives the progress bar its ETA.
 
+mod autoscale;
 pub(crate) mod capacity;
 mod concurrency;
 mod failures;
@@ -75,6 +76,7 @@ pub async fn run_all(r: &mut Runner) -> anyhow::Result<()> {
             Matrix::StateSize => state_size::run(r, &state_size::servers()).await?,
             Matrix::Websocket => websocket::run(r).await?,
             Matrix::Capacity => capacity::run(r).await?,
+            Matrix::Autoscale => autoscale::run(r).await?,
         }
     }
     Ok(())
@@ -149,6 +151,7 @@ pub fn planned_secs(r: &Runner) -> u64 {
             Matrix::StateSize => state_size::planned_secs(r, state_size::servers().len()),
             Matrix::Websocket => websocket::planned_secs(r),
             Matrix::Capacity => capacity::planned_secs(r),
+            Matrix::Autoscale => autoscale::planned_secs(r),
         };
     }
     total

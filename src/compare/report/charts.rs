@@ -8,7 +8,7 @@ use crate::compare::Matrix;
 use crate::compare::cell::{Balancer, Event};
 use crate::compare::matrices::EQUAL_RATE;
 use crate::loadtests::Policy;
-use crate::report::charts::{self, LineChart, Scale, Series};
+use crate::report::charts::{self, LineChart, Panel, Scale, Series, Timelines};
 
 type DrawResult = Result<Vec<String>, Box<dyn std::error::Error>>;
 
@@ -219,6 +219,50 @@ pub fn draw(cells: Cells, dir: &Path, caption: &str) -> DrawResult {
             &series,
         )?;
         drawn.push("capacity_vs_replicas.svg".into());
+    }
+    let panels: Vec<Panel> = cells
+        .of(Matrix::Autoscale)
+        .filter_map(|c| {
+            let a = c.autoscale.as_deref()?;
+            Some(Panel {
+                title: format!(
+                    "{} · {} ({:.0} → {:.0} → {:.0} req/s offered)",
+                    c.server,
+                    c.policy.map_or("", Policy::name),
+                    a.low_rps,
+                    a.high_rps,
+                    a.low_rps
+                ),
+                // Each second's p99 at its middle.
+                left: a
+                    .seconds
+                    .iter()
+                    .filter_map(|s| Some((f64::from(s.t) + 0.5, s.p99_us? as f64 / 1e3)))
+                    .collect(),
+                right: a
+                    .trace
+                    .ticks
+                    .iter()
+                    .map(|t| (t.t, t.replicas as f64))
+                    .collect(),
+                limit: c.slo_p99_us.map(|us| us as f64 / 1e3),
+            })
+        })
+        .collect();
+    if !panels.is_empty() {
+        charts::timeline_panels(
+            &dir.join("autoscale.svg"),
+            &Timelines {
+                title: "Autoscaling a load ramp: replicas and p99, second by second",
+                x_label: "seconds",
+                left_label: "p99 ms (log)",
+                right_label: "replicas",
+                limit_label: "p99 SLO",
+                caption,
+            },
+            &panels,
+        )?;
+        drawn.push("autoscale.svg".into());
     }
     Ok(drawn)
 }

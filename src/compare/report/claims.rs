@@ -246,6 +246,44 @@ pub const RULES: &[Rule] = &[
         },
     },
     Rule {
+        claim: "Stateless servers autoscale on CPU, up and down, without losing anyone",
+        scope: Scope::Reference,
+        decide: |c| {
+            let sl = c.autoscaled(HS256)?;
+            let a = sl.autoscale.as_deref()?;
+            let both_ways = a.trace.scale_ups() > 0 && a.trace.scale_downs() > 0;
+            let line = |x: &crate::compare::Cell| {
+                let Some(a) = x.autoscale.as_deref() else {
+                    return String::new();
+                };
+                format!(
+                    "{}: 1 → {} → {} replicas, {} requests lost, {} sessions on removed replicas, {} re-logins, absorbed in {}",
+                    x.server,
+                    a.trace.peak_replicas(),
+                    a.trace.ticks.last().map_or(0, |t| t.replicas),
+                    x.lost(),
+                    x.sessions_on_removed.unwrap_or(0),
+                    x.sessions_lost,
+                    a.absorb_secs
+                        .map_or("– (not before the fall)".into(), |s| format!("{s:.0} s")),
+                )
+            };
+            let evidence = [Some(sl), c.autoscaled(MEMORY), c.autoscaled(REDIS)]
+                .into_iter()
+                .flatten()
+                .map(line)
+                .collect::<Vec<_>>()
+                .join("; ");
+            Some((
+                Verdict::when(
+                    both_ways && sl.lost() == 0 && sl.sessions_lost == 0,
+                    Verdict::Mixed,
+                ),
+                format!("CPU autoscaler over a load ramp — {evidence}"),
+            ))
+        },
+    },
+    Rule {
         claim: "Verifying a JWT costs more CPU than looking up an in-memory session",
         scope: Scope::Reference,
         decide: |c| {

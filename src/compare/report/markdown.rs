@@ -67,20 +67,27 @@ pub fn report(
         );
     }
     if let Some(line) = record.cells.iter().find_map(|c| c.placement.as_deref()) {
-        let only_capacity = record
+        let placed = |m: Matrix| {
+            record
+                .cells
+                .iter()
+                .any(|c| c.matrix == m && c.placement.is_some())
+        };
+        let only_budgeted = record
             .cells
             .iter()
             .filter(|c| c.placement.is_some())
-            .all(|c| c.matrix == Matrix::Capacity);
+            .all(|c| matches!(c.matrix, Matrix::Capacity | Matrix::Autoscale));
+        let whose = match (placed(Matrix::Capacity), placed(Matrix::Autoscale)) {
+            _ if !only_budgeted => "",
+            (true, true) => " of the capacity and autoscaling matrices",
+            (true, false) => " of the capacity matrix",
+            (false, _) => " of the autoscaling matrix",
+        };
         let _ = writeln!(
             md,
-            "**Placement{}**: {line}. Each cell's notes give the share of quota periods in which \
-             a budgeted process was throttled.\n",
-            if only_capacity {
-                " of the capacity matrix"
-            } else {
-                ""
-            }
+            "**Placement{whose}**: {line}. Each cell's notes give the share of quota periods in \
+             which a budgeted process was throttled.\n"
         );
     }
     let _ = writeln!(md, "{}", env.markdown());
@@ -144,7 +151,7 @@ pub fn report(
     }
 
     let workload = crate::compare::plan::Workload::default();
-    if let Some(plan) = crate::compare::plan::render::markdown(&workload, cells, micro, "\n## 7.") {
+    if let Some(plan) = crate::compare::plan::render::markdown(&workload, cells, micro, "\n## 8.") {
         md.push_str(&plan);
     }
 

@@ -167,6 +167,11 @@ impl<'a> Cells<'a> {
         out
     }
 
+    /// The autoscaling cell of `server`.
+    pub fn autoscaled(self, server: Server) -> Option<&'a Cell> {
+        self.of(Matrix::Autoscale).find(|c| c.server == server)
+    }
+
     /// Sessions lost when one replica of `server` under `policy` was killed.
     pub fn lost_on_kill(self, server: Server, policy: Policy) -> Option<u64> {
         self.failure(server, policy, Event::Kill)

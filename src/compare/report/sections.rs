@@ -27,7 +27,7 @@ pub(super) struct Section {
 }
 
 /// The sections, in the order of the matrices.
-pub(super) fn sections() -> [Section; 6] {
+pub(super) fn sections() -> [Section; 7] {
     [
         Section {
             matrix: Matrix::Concurrency,
@@ -268,6 +268,59 @@ pub(super) fn sections() -> [Section; 6] {
                         c.steps.len(),
                         c.steps.iter().filter(|s| s.met_slo).count()
                     ),
+                    notes(c),
+                ]
+            },
+        },
+        Section {
+            matrix: Matrix::Autoscale,
+            intro: || {
+                "\n## 7. Autoscaling\n\nEach design starts on one replica under the capacity matrix's CPU budget. A goose test plan ramps the users from low to high and back; each user sends Poisson arrivals at a fixed mean rate, so the offered load follows the users, from a fifth of one replica's closed-loop peak (measured just before) to one and a half times it. An autoscaler reads every replica's CPU each second and applies the Kubernetes HPA rule, desired = ceil(replicas × mean utilisation ÷ 60%), with a 10% tolerance, at most doubling per second, a 5-second stabilisation window before scaling down, and 1 to 8 replicas. A new replica joins the rotation once it listens, and is left out of the mean for its first second; a removed one is the newest, drained for 500 ms, then stopped gracefully.\n".into()
+            },
+            charts: &[("autoscale.svg", "replicas and p99 over time")],
+            legend: "*ramp*: offered req/s at the bottom → top of the ramp; *replicas*: most at once, and at the end; *scale events*: up / down; *p99*: over the whole ramp, and the worst second's; *seconds over SLO*: seconds whose p99 missed the SLO or that had failures; *absorbed in*: from the start of the climb to the first of 3 seconds in a row within the SLO without failures (– : not before the fall); *lost*: requests users saw fail; *sessions on removed*: sessions the replicas removed by scale-downs held just before (in-memory stores; 0 where the design keeps none on the replica); *re-logins*: users whose session was gone.",
+            columns: &[
+                "server",
+                "policy",
+                "ramp req/s",
+                "replicas",
+                "scale events",
+                "p99 µs",
+                "worst second p99 µs",
+                "seconds over SLO",
+                "absorbed in",
+                "lost",
+                "sessions on removed",
+                "re-logins",
+                "notes",
+            ],
+            row: |c| {
+                let Some(a) = c.autoscale.as_deref() else {
+                    return vec![c.server.label()];
+                };
+                let slo = c.slo_p99_us.unwrap_or(u64::MAX);
+                let over = a
+                    .seconds
+                    .iter()
+                    .filter(|s| s.failed > 0 || s.p99_us.is_some_and(|p| p > slo))
+                    .count();
+                vec![
+                    c.server.label(),
+                    c.policy.map_or("", Policy::name).into(),
+                    format!("{:.0} → {:.0}", a.low_rps, a.high_rps),
+                    format!(
+                        "{} max, {} at the end",
+                        a.trace.peak_replicas(),
+                        a.trace.ticks.last().map_or(0, |t| t.replicas)
+                    ),
+                    format!("{} up, {} down", a.trace.scale_ups(), a.trace.scale_downs()),
+                    us(c.p99_us),
+                    us(a.seconds.iter().filter_map(|s| s.p99_us).max()),
+                    format!("{over} of {}", a.seconds.len()),
+                    a.absorb_secs.map_or("–".into(), |s| format!("{s:.0} s")),
+                    c.lost().to_string(),
+                    c.sessions_on_removed.unwrap_or(0).to_string(),
+                    c.sessions_lost.to_string(),
                     notes(c),
                 ]
             },
