@@ -23,7 +23,7 @@ use super::super::budget::Placement;
 use super::super::cell::{Balancer, Cell, Server};
 use super::super::fleet::watched;
 use super::super::runner::Runner;
-use super::capacity::{REPLICA_CPU, STORE_CPU};
+use super::capacity::{NO_AFFINITY, REPLICA_CPU, STORE_CPU};
 use crate::keys::TokenAlg;
 use crate::loadtests::{self, Policy, Shared};
 
@@ -31,8 +31,11 @@ use crate::loadtests::{self, Policy, Shared};
 /// replica's closed-loop peak.
 pub const LOW: f64 = 0.2;
 pub const HIGH: f64 = 1.5;
-/// Users at the top of the ramp; the bottom has LOW ÷ HIGH of them.
-pub const HIGH_USERS: usize = 64;
+/// Users at the top of the ramp; the bottom has LOW ÷ HIGH of them. A
+/// user waits for its answer before it sends again: enough of them that,
+/// at the top, each of the most replicas still has 32 (see
+/// `capacity::USERS_PER_REPLICA`).
+pub const HIGH_USERS: usize = 256;
 /// The rule: a 60% CPU target, at most 8 replicas.
 pub const RULE: Rule = Rule {
     target: 0.6,
@@ -52,11 +55,11 @@ const PROBE: Duration = Duration::from_secs(3);
 /// The designs, each under the routing it needs.
 pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     let mut v = vec![
-        (Server::Stateless(TokenAlg::HS256), Policy::RoundRobin),
+        (Server::Stateless(TokenAlg::HS256), NO_AFFINITY),
         (Server::StatefulMemory, Policy::Sticky),
     ];
     if r.redis.is_some() {
-        v.push((Server::StatefulRedis, Policy::RoundRobin));
+        v.push((Server::StatefulRedis, NO_AFFINITY));
     }
     v
 }

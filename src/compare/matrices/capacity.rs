@@ -34,9 +34,28 @@ pub const STORE_CPU: f64 = 0.05;
 /// Masters of the Redis Cluster, each under the store budget: the
 /// sharded way past the single store's ceiling.
 pub const CLUSTER_MASTERS: usize = 3;
-/// Users offering the load: enough that the offered rate, not the users'
-/// round trips, sets the pace below the SLO.
-pub const USERS: usize = 128;
+/// Users of the closed-loop probe, per replica.
+pub const USERS_PER_REPLICA: usize = 128;
+/// Users of a fixed-rate step: one per this many requests/s offered
+/// (each sends every 64 ms on average), at least [`MIN_USERS`], at most
+/// [`USERS_PER_REPLICA`] per replica. A user waits for its answer before
+/// it sends again, so users bound the requests a stalled replica can
+/// queue: with one total for every replica count, each of four replicas
+/// would see a quarter of the users, its queue would stay shorter than
+/// one replica's at the same rate per replica, and its latency would look
+/// better than it is. In proportion to the rate, every replica count
+/// offers the same open load per replica, with room for a stall's queue
+/// (a 13 ms stall holds a fifth of them), and the users' logins stay a
+/// small part of a step.
+const USER_SECS: f64 = 0.064;
+const MIN_USERS: usize = 32;
+/// The routing of the designs that need no affinity (stateless, shared
+/// stores): per connection, as an L4 balancer or a Kubernetes Service
+/// does, each user on one replica until it reconnects. Per request, every
+/// user would hold a keep-alive connection to every replica, and each of
+/// four replicas would serve its requests over four times the connections
+/// of one: a cost of that client layout, not of the design.
+pub const NO_AFFINITY: Policy = Policy::PerConnection;
 const REPLICAS_FULL: [usize; 3] = [1, 2, 4];
 const REPLICAS_QUICK: [usize; 2] = [1, 2];
 /// Bisection steps after the first fixed-rate step.
@@ -58,7 +77,7 @@ const MAX_ERROR_RATE: f64 = 0.001;
 /// full run.
 pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     let mut v = vec![
-        (Server::Stateless(TokenAlg::HS256), Policy::RoundRobin),
+        (Server::Stateless(TokenAlg::HS256), NO_AFFINITY),
         (Server::StatefulMemory, Policy::Sticky),
     ];
     if r.quick() {
@@ -66,10 +85,10 @@ pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     }
     v.push((Server::StatefulMemory, Policy::ConsistentHash));
     if r.redis.is_some() {
-        v.push((Server::StatefulRedis, Policy::RoundRobin));
+        v.push((Server::StatefulRedis, NO_AFFINITY));
     }
     if wants_cluster(r) {
-        v.push((Server::StatefulRedisCluster, Policy::RoundRobin));
+        v.push((Server::StatefulRedisCluster, NO_AFFINITY));
     }
     v
 }
@@ -214,7 +233,7 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
     for (n, replicas) in fleets {
         let servers = watched(&replicas);
         let template = Cell {
-            users: USERS,
+            users: USERS_PER_REPLICA * n,
             replicas: n,
             policy: Some(policy),
             balancer: Some(Balancer::Embedded),
@@ -277,13 +296,7 @@ fn finish(s: Search) -> Cell {
             c
         }
     };
-    // The closed-loop probe may run the generator flat out; that only
-    // sets where the search starts. A step that decided the capacity may
-    // not: one above capacity that missed the SLO (a step that met it was
-    // not generator-bound).
-    let decisive =
-        |s: &&Step| s.offered_rps.is_some() && !s.met_slo && s.offered_rps > cell.offered_rps;
-    if steps.iter().filter(decisive).any(|s| s.generator_bound) {
+    if decided_by_generator(&steps, cell.offered_rps) {
         cell.generator_bound = true;
         cell.notes.push(
             "invalid: the load generator was the bottleneck in a step that decided the capacity"
@@ -295,6 +308,24 @@ fn finish(s: Search) -> Cell {
     }
     cell.steps = steps;
     cell
+}
+
+/// Whether the load generator may have decided a capacity found at
+/// `capacity` (its offered rate). The closed-loop probe may run the
+/// generator flat out; that only sets where the search starts. The step
+/// that decided the capacity may not: the lowest rate above it that missed
+/// the SLO (a step that met it was not generator-bound). A miss at a
+/// higher rate decided nothing once a lower one had missed without the
+/// generator running out.
+fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> bool {
+    steps
+        .iter()
+        .filter(|s| s.offered_rps.is_some() && !s.met_slo && s.offered_rps > capacity)
+        .min_by(|a, b| {
+            let rate = |s: &Step| s.offered_rps.unwrap_or(f64::INFINITY);
+            rate(a).total_cmp(&rate(b))
+        })
+        .is_some_and(|s| s.generator_bound)
 }
 
 /// The rates a search tries: 80% of the closed-loop peak first, then the
@@ -335,15 +366,21 @@ async fn step(
     rate: Option<f64>,
 ) -> anyhow::Result<Cell> {
     r.check_stop()?;
-    let mut config = r.config(&servers[0].url, template.server.scenario(), USERS);
+    let users = match rate {
+        Some(rate) => ((rate * USER_SECS).ceil() as usize)
+            .clamp(MIN_USERS, USERS_PER_REPLICA * template.replicas),
+        None => template.users,
+    };
+    let mut config = r.config(&servers[0].url, template.server.scenario(), users);
     config.run_time = step_time(r);
     // Every user at once: the ramp would count as time without load.
-    config.increase_rate = (USERS * 20) as f64;
+    config.increase_rate = (users * 20) as f64;
     config.replicas = servers.iter().map(|s| s.url.clone()).collect();
     config.policy = template.policy.unwrap_or(Policy::RoundRobin);
     config.throttle = rate.map(|r| r.round().max(1.0) as usize);
     let cell = Cell {
         offered_rps: rate,
+        users,
         ..template.clone()
     };
     r.measure(cell, config, servers, None).await
@@ -402,6 +439,33 @@ mod tests {
         assert!(b.hi - b.lo < 0.03 * 11_000.0, "{b:?}");
         // Every rate after the first lies inside the bracket known then.
         assert!(tried.iter().all(|&r| r > 0.0 && r < 11_000.0));
+    }
+
+    #[test]
+    fn only_the_lowest_miss_above_capacity_decides() {
+        let step = |rate: Option<f64>, met: bool, generator_bound: bool| Step {
+            offered_rps: rate,
+            achieved_rps: rate.unwrap_or(0.0),
+            p99_us: None,
+            error_rate: 0.0,
+            throttled: None,
+            generator_bound,
+            met_slo: met,
+        };
+        let mut steps = vec![
+            step(None, false, true), // the probe
+            step(Some(12_000.0), false, true),
+            step(Some(6_000.0), true, false),
+            step(Some(9_000.0), false, false),
+            step(Some(7_500.0), true, false),
+        ];
+        // 9,000 missed on its own: the generator-bound 12,000 decided nothing.
+        assert!(!decided_by_generator(&steps, Some(7_500.0)));
+        // Had 9,000 been generator-bound, the capacity would be in doubt.
+        steps[3].generator_bound = true;
+        assert!(decided_by_generator(&steps, Some(7_500.0)));
+        // No step met the SLO: the lowest miss decides.
+        assert!(!decided_by_generator(&steps[..1], None));
     }
 
     #[test]

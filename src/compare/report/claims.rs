@@ -5,6 +5,7 @@
 
 use super::{Cells, pct};
 use crate::compare::matrices::EQUAL_RATE;
+use crate::compare::matrices::capacity::NO_AFFINITY;
 use crate::compare::{Matrix, Server};
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
@@ -167,16 +168,16 @@ pub const RULES: &[Rule] = &[
             };
             let n = [4, 2]
                 .into_iter()
-                .find(|&n| eff(HS256, Policy::RoundRobin, n).is_some())?;
-            let sl = eff(HS256, Policy::RoundRobin, n)?;
+                .find(|&n| eff(HS256, NO_AFFINITY, n).is_some())?;
+            let sl = eff(HS256, NO_AFFINITY, n)?;
             let mut evidence = format!(
                 "scaling efficiency at {n} replicas under equal CPU budgets: stateless {sl:.2}"
             );
             for (s, p, name) in [
                 (MEMORY, Policy::Sticky, "memory (sticky)"),
                 (MEMORY, Policy::ConsistentHash, "memory (hash)"),
-                (REDIS, Policy::RoundRobin, "Redis"),
-                (CLUSTER, Policy::RoundRobin, "Redis Cluster"),
+                (REDIS, NO_AFFINITY, "Redis"),
+                (CLUSTER, NO_AFFINITY, "Redis Cluster"),
             ] {
                 if let Some(e) = eff(s, p, n) {
                     evidence.push_str(&format!(", {name} {e:.2}"));
@@ -190,7 +191,7 @@ pub const RULES: &[Rule] = &[
         scope: Scope::Reference,
         decide: |c| {
             let cap = |s: Server, n: usize| {
-                c.capacity(s, Policy::RoundRobin, n)
+                c.capacity(s, NO_AFFINITY, n)
                     .filter(|x| x.valid)
                     .and_then(|x| x.capacity_rps)
             };
@@ -199,7 +200,7 @@ pub const RULES: &[Rule] = &[
                 .find(|&n| cap(REDIS, n).is_some() && cap(CLUSTER, n).is_some())?;
             let (single, sharded) = (cap(REDIS, n)?, cap(CLUSTER, n)?);
             let store_us = |s: Server| {
-                c.capacity(s, Policy::RoundRobin, n)
+                c.capacity(s, NO_AFFINITY, n)
                     .and_then(|x| x.store_cpu_us_per_request)
                     .map_or(String::new(), |us| {
                         format!(", {us:.1} µs of store CPU per request")
