@@ -166,27 +166,40 @@ pub struct Record {
     pub down_at: f64,
     pub trace: Trace,
     pub seconds: Vec<Second>,
-    /// From the start of the climb to the first second from which p99
-    /// stayed within the SLO, without failures, for [`SETTLED`] seconds;
-    /// `None` when that never happened before the fall.
-    pub absorb_secs: Option<f64>,
 }
 
-/// Seconds in a row within the SLO that count as the ramp absorbed.
+/// Seconds in a row within the SLO, just before the fall, that count as
+/// the climb absorbed.
 pub const SETTLED: usize = 3;
 
-/// The time from `from` until the load was absorbed (see
-/// [`Record::absorb_secs`]), looking no further than `until`.
-pub fn absorb_secs(seconds: &[Second], from: f64, until: f64, slo_us: u64) -> Option<f64> {
+impl Record {
+    /// How long the climb took to absorb: from its start to the end of
+    /// the last second before the fall whose p99 missed `slo_us` or that
+    /// had failures (0 when none did). `None` when the last [`SETTLED`]
+    /// seconds before the fall still missed: it never was.
+    pub fn absorb_secs(&self, slo_us: u64) -> Option<f64> {
+        absorb_secs(&self.seconds, self.up_at, self.down_at, slo_us)
+    }
+}
+
+fn absorb_secs(seconds: &[Second], from: f64, until: f64, slo_us: u64) -> Option<f64> {
     let window: Vec<&Second> = seconds
         .iter()
-        .filter(|s| f64::from(s.t) >= from.floor() && f64::from(s.t) < until)
+        .filter(|s| f64::from(s.t) >= from.floor() && f64::from(s.t + 1) <= until)
         .collect();
     let good = |s: &Second| s.failed == 0 && s.p99_us.is_some_and(|p| p <= slo_us);
-    window
-        .windows(SETTLED)
-        .find(|w| w.iter().all(|s| good(s)))
-        .map(|w| (f64::from(w[0].t) - from).max(0.0))
+    let settled =
+        window.len() >= SETTLED && window[window.len() - SETTLED..].iter().all(|s| good(s));
+    if !settled {
+        return None;
+    }
+    Some(
+        window
+            .iter()
+            .rev()
+            .find(|s| !good(s))
+            .map_or(0.0, |s| (f64::from(s.t + 1) - from).max(0.0)),
+    )
 }
 
 /// A replica the autoscaler runs, with its slot in the balancer.
@@ -409,15 +422,17 @@ mod tests {
             p50_us: Some(p99 / 2),
             p99_us: Some(p99),
         };
-        // Climb at 9 s; slow until 12 s, one failure at 13 s, then fine.
-        let mut s: Vec<Second> = (0..9).map(|t| sec(t, 2_000, 0)).collect();
-        s.extend((9..12).map(|t| sec(t, 40_000, 0)));
-        s.push(sec(12, 3_000, 0));
-        s.push(sec(13, 3_000, 1));
-        s.extend((14..30).map(|t| sec(t, 3_000, 0)));
-        assert_eq!(absorb_secs(&s, 9.0, 25.0, 10_000), Some(5.0));
-        // Never within the SLO before the fall.
-        assert_eq!(absorb_secs(&s, 9.0, 13.0, 10_000), None);
+        // Climb at 9 s; fine at first, slow from 11 s to 13 s, a failure
+        // at 15 s, then fine until the fall at 25 s.
+        let mut s: Vec<Second> = (0..11).map(|t| sec(t, 2_000, 0)).collect();
+        s.extend((11..14).map(|t| sec(t, 40_000, 0)));
+        s.push(sec(14, 3_000, 0));
+        s.push(sec(15, 3_000, 1));
+        s.extend((16..30).map(|t| sec(t, 3_000, 0)));
+        // Absorbed at the end of second 15: 7 s after the climb began.
+        assert_eq!(absorb_secs(&s, 9.0, 25.0, 10_000), Some(7.0));
+        // Still missing just before the fall: never absorbed.
+        assert_eq!(absorb_secs(&s, 9.0, 14.0, 10_000), None);
         // A ramp that never hurt is absorbed at once.
         assert_eq!(absorb_secs(&s, 2.0, 9.0, 10_000), Some(0.0));
     }

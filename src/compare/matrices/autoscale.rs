@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::super::Matrix;
-use super::super::autoscaler::{self, Autoscaler, Record, Rule};
+use super::super::autoscaler::{Autoscaler, Record, Rule};
 use super::super::budget::Placement;
 use super::super::cell::{Balancer, Cell, Server};
 use super::super::fleet::watched;
@@ -217,8 +217,6 @@ async fn one(
         cell.sessions_on_removed = trace.sessions_on_removed();
     }
     cell.placement = placement.describe();
-    let slo = r.opts.slo_p99.as_micros() as u64;
-    let absorb = autoscaler::absorb_secs(&result.timeline, up_at, down_at, slo);
     cell.notes.push(format!(
         "{low_users} → {HIGH_USERS} → {low_users} users at {user_rate:.1} req/s each, from one replica's closed-loop peak of {peak:.0} req/s"
     ));
@@ -231,7 +229,6 @@ async fn one(
         peak_one: peak,
         up_at,
         down_at,
-        absorb_secs: absorb,
         seconds: result.timeline.clone(),
         trace,
     }));

@@ -265,7 +265,7 @@ pub const RULES: &[Rule] = &[
                     x.lost(),
                     x.sessions_on_removed.unwrap_or(0),
                     x.sessions_lost,
-                    a.absorb_secs
+                    a.absorb_secs(x.slo_p99_us.unwrap_or(u64::MAX))
                         .map_or("– (not before the fall)".into(), |s| format!("{s:.0} s")),
                 )
             };

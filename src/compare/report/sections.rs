@@ -278,7 +278,7 @@ pub(super) fn sections() -> [Section; 7] {
                 "\n## 7. Autoscaling\n\nEach design starts on one replica under the capacity matrix's CPU budget. A goose test plan ramps the users from low to high and back; each user sends Poisson arrivals at a fixed mean rate, so the offered load follows the users, from a fifth of one replica's closed-loop peak (measured just before) to one and a half times it. An autoscaler reads every replica's CPU each second and applies the Kubernetes HPA rule, desired = ceil(replicas × mean utilisation ÷ 60%), with a 10% tolerance, at most doubling per second, a 5-second stabilisation window before scaling down, and 1 to 8 replicas. A new replica joins the rotation once it listens, and is left out of the mean for its first second; a removed one is the newest, drained for 500 ms, then stopped gracefully.\n".into()
             },
             charts: &[("autoscale.svg", "replicas and p99 over time")],
-            legend: "*ramp*: offered req/s at the bottom → top of the ramp; *replicas*: most at once, and at the end; *scale events*: up / down; *p99*: over the whole ramp, and the worst second's; *seconds over SLO*: seconds whose p99 missed the SLO or that had failures; *absorbed in*: from the start of the climb to the first of 3 seconds in a row within the SLO without failures (– : not before the fall); *lost*: requests users saw fail; *sessions on removed*: sessions the replicas removed by scale-downs held just before (in-memory stores; 0 where the design keeps none on the replica); *re-logins*: users whose session was gone.",
+            legend: "*ramp*: offered req/s at the bottom → top of the ramp; *replicas*: most at once, and at the end; *scale events*: up / down; *p99*: over the whole ramp, and the worst second's; *seconds over SLO*: seconds whose p99 missed the SLO or that had failures; *absorbed in*: from the start of the climb to the end of the last second before the fall that missed the SLO or had failures (0 s: none did; – : the 3 seconds before the fall still missed); *lost*: requests users saw fail; *sessions on removed*: sessions the replicas removed by scale-downs held just before (in-memory stores; 0 where the design keeps none on the replica); *re-logins*: users whose session was gone.",
             columns: &[
                 "server",
                 "policy",
@@ -317,7 +317,8 @@ pub(super) fn sections() -> [Section; 7] {
                     us(c.p99_us),
                     us(a.seconds.iter().filter_map(|s| s.p99_us).max()),
                     format!("{over} of {}", a.seconds.len()),
-                    a.absorb_secs.map_or("–".into(), |s| format!("{s:.0} s")),
+                    a.absorb_secs(slo)
+                        .map_or("–".into(), |s| format!("{s:.0} s")),
                     c.lost().to_string(),
                     c.sessions_on_removed.unwrap_or(0).to_string(),
                     c.sessions_lost.to_string(),

@@ -1,0 +1,219 @@
+//! What one step of a capacity search says, and where the next goes:
+//! the verdict of a step against the SLO ([`as_step`]), the bisection
+//! between the rates that met it and missed it ([`Bisection`]), and whether
+//! the load generator may have decided the result ([`decided_by_generator`]).
+
+use std::time::Duration;
+
+use super::super::super::cell::{Cell, Step};
+
+/// A step failed when its achieved rate fell below this share of the
+/// offered one: the servers could not keep up. Requests arrive as a
+/// Poisson process at the offered rate (`loadtests::pacer`), but each
+/// user's first request is its login, and logins are not in the achieved
+/// rate: at low rates they take a visible part of a short step, so the
+/// bar sits well below 1.
+const KEEP_UP: f64 = 0.8;
+/// Errors allowed at capacity.
+const MAX_ERROR_RATE: f64 = 0.001;
+
+/// Whether the load generator may have decided a capacity found at
+/// `capacity` (its offered rate). The closed-loop probe may run the
+/// generator flat out; that only sets where the search starts. The step
+/// that decided the capacity may not: the lowest rate above it that missed
+/// the SLO (a step that met it was not generator-bound). A miss at a
+/// higher rate decided nothing once a lower one had missed without the
+/// generator running out.
+pub(super) fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> bool {
+    steps
+        .iter()
+        .filter(|s| s.offered_rps.is_some() && !s.met_slo && s.offered_rps > capacity)
+        .min_by(|a, b| {
+            let rate = |s: &Step| s.offered_rps.unwrap_or(f64::INFINITY);
+            rate(a).total_cmp(&rate(b))
+        })
+        .is_some_and(|s| s.generator_bound)
+}
+
+/// The rates a search tries: 80% of the closed-loop peak first, then the
+/// middle between the highest rate that met the SLO (or 0) and the lowest
+/// that missed it (or 110% of the peak).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bisection {
+    lo: f64,
+    hi: f64,
+    /// The rate to try next.
+    pub(super) next: f64,
+}
+
+impl Bisection {
+    pub(super) fn new(peak: f64) -> Self {
+        Self {
+            lo: 0.0,
+            hi: peak * 1.1,
+            next: peak * 0.8,
+        }
+    }
+
+    /// Whether the rate just tried (`next`) met the SLO; moves `next`.
+    pub(super) fn record(&mut self, met: bool) {
+        if met {
+            self.lo = self.next;
+        } else {
+            self.hi = self.next;
+        }
+        self.next = (self.lo + self.hi) / 2.0;
+    }
+}
+
+/// What a step says about the SLO.
+pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
+    // What users saw fail: an attempt retried on another replica and
+    // answered there is not an error to them.
+    let error_rate = c.lost() as f64 / c.requests.max(1) as f64;
+    let p99_ok = c.p99_us.is_some_and(|p| p as u128 <= slo.as_micros());
+    let kept_up = offered.is_none_or(|o| c.achieved_rps >= KEEP_UP * o);
+    Step {
+        offered_rps: offered,
+        achieved_rps: c.achieved_rps,
+        p99_us: c.p99_us,
+        error_rate,
+        throttled: match (c.throttled_periods, c.quota_periods) {
+            (Some(t), Some(p)) if p > 0 => Some(t as f64 / p as f64),
+            _ => None,
+        },
+        generator_bound: c.generator_bound,
+        met_slo: offered.is_some()
+            && p99_ok
+            && kept_up
+            && error_rate < MAX_ERROR_RATE
+            && !c.generator_bound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::BISECT_FULL;
+    use super::*;
+    use crate::compare::{Matrix, Server};
+    use crate::keys::TokenAlg;
+
+    #[test]
+    fn the_search_closes_in_on_the_boundary() {
+        // A server that meets the SLO up to 6,180 requests/s.
+        let capacity = 6180.0;
+        let mut b = Bisection::new(10_000.0);
+        let mut tried = Vec::new();
+        for _ in 0..=BISECT_FULL {
+            tried.push(b.next);
+            b.record(b.next <= capacity);
+        }
+        assert_eq!(tried[0], 8000.0);
+        assert!(b.lo <= capacity && capacity < b.hi, "{b:?}");
+        // Six steps narrow an 11,000-wide bracket to under 3% of it.
+        assert!(b.hi - b.lo < 0.03 * 11_000.0, "{b:?}");
+        // Every rate after the first lies inside the bracket known then.
+        assert!(tried.iter().all(|&r| r > 0.0 && r < 11_000.0));
+    }
+
+    #[test]
+    fn only_the_lowest_miss_above_capacity_decides() {
+        let step = |rate: Option<f64>, met: bool, generator_bound: bool| Step {
+            offered_rps: rate,
+            achieved_rps: rate.unwrap_or(0.0),
+            p99_us: None,
+            error_rate: 0.0,
+            throttled: None,
+            generator_bound,
+            met_slo: met,
+        };
+        let mut steps = vec![
+            step(None, false, true), // the probe
+            step(Some(12_000.0), false, true),
+            step(Some(6_000.0), true, false),
+            step(Some(9_000.0), false, false),
+            step(Some(7_500.0), true, false),
+        ];
+        // 9,000 missed on its own: the generator-bound 12,000 decided nothing.
+        assert!(!decided_by_generator(&steps, Some(7_500.0)));
+        // Had 9,000 been generator-bound, the capacity would be in doubt.
+        steps[3].generator_bound = true;
+        assert!(decided_by_generator(&steps, Some(7_500.0)));
+        // No step met the SLO: the lowest miss decides.
+        assert!(!decided_by_generator(&steps[..1], None));
+    }
+
+    #[test]
+    fn a_server_that_never_meets_the_slo_brings_the_rate_down() {
+        let mut b = Bisection::new(1000.0);
+        for _ in 0..=BISECT_FULL {
+            b.record(false);
+        }
+        assert_eq!(b.lo, 0.0);
+        assert!(b.next < 20.0, "{b:?}");
+    }
+
+    #[test]
+    fn a_step_meets_the_slo_only_at_a_fixed_rate_it_kept_up_with() {
+        let slo = Duration::from_millis(10);
+        let mut c = Cell::new(
+            Matrix::Capacity,
+            Server::Stateless(TokenAlg::HS256),
+            "t".into(),
+        );
+        c.achieved_rps = 900.0;
+        c.p99_us = Some(9_000);
+        c.requests = 10_000;
+        assert!(as_step(&c, slo, Some(1000.0)).met_slo);
+        // The closed-loop probe decides nothing.
+        assert!(!as_step(&c, slo, None).met_slo);
+        // Too slow, too many errors, or fell behind the offered rate.
+        assert!(
+            !as_step(
+                &Cell {
+                    p99_us: Some(10_001),
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        assert!(
+            !as_step(
+                &Cell {
+                    failures: 10,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        // Failed attempts that a retry answered elsewhere are not errors.
+        assert!(
+            as_step(
+                &Cell {
+                    failures: 10,
+                    retried: 10,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+        assert!(!as_step(&c, slo, Some(1200.0)).met_slo);
+        assert!(
+            !as_step(
+                &Cell {
+                    generator_bound: true,
+                    ..c.clone()
+                },
+                slo,
+                Some(1000.0)
+            )
+            .met_slo
+        );
+    }
+}
