@@ -4,24 +4,13 @@
 //! section and chart come out consistent. Figures are not judged here
 //! (the machine is shared); the committed report quotes them.
 
-use std::process::Command;
+mod common;
 
-use statebench::compare::{Cell, Matrix, RunRecord, Server};
+use statebench::compare::{Cell, Matrix, Server};
 
 #[test]
 fn every_design_is_autoscaled_over_a_ramp() {
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_statebench"))
-        .args(["compare", "--quick", "--only", "autoscale"])
-        .args(["--run-name", "t", "--out"])
-        .arg(out.path())
-        .status()
-        .expect("statebench runs");
-    assert!(status.success());
-    let record: RunRecord = serde_json::from_slice(
-        &std::fs::read(out.path().join("load/t/cells.json")).expect("cells.json"),
-    )
-    .expect("a compare record");
+    let (out, record) = common::compare(&["--quick", "--only", "autoscale"]);
     let cells: Vec<&Cell> = record.cells.iter().collect();
     // Stateless, in-memory sessions, and Redis where it is installed.
     assert!(cells.len() >= 2, "{:?}", ids(&cells));

@@ -3,31 +3,21 @@
 //! steps are recorded, and the report carries the section. Figures are not
 //! judged here (the machine is shared); the committed report quotes them.
 
-use std::process::Command;
+mod common;
 
-use statebench::compare::{Cell, Matrix, RunRecord};
+use statebench::compare::{Cell, Matrix};
 
 #[test]
 fn every_design_gets_a_capacity_search_under_budgets() {
-    let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_statebench"))
-        .args([
-            "compare",
-            "--quick",
-            "--only",
-            "capacity",
-            "--run-time",
-            "1",
-        ])
-        .args(["--balancer", "embedded", "--run-name", "t", "--out"])
-        .arg(out.path())
-        .status()
-        .expect("statebench runs");
-    assert!(status.success());
-    let record: RunRecord = serde_json::from_slice(
-        &std::fs::read(out.path().join("load/t/cells.json")).expect("cells.json"),
-    )
-    .expect("a compare record");
+    let (out, record) = common::compare(&[
+        "--quick",
+        "--only",
+        "capacity",
+        "--run-time",
+        "1",
+        "--balancer",
+        "embedded",
+    ]);
     let cells: Vec<&Cell> = record.cells.iter().collect();
     // --quick: stateless and memory (sticky), on 1 and 2 replicas.
     assert_eq!(cells.len(), 2 * 2, "{:?}", ids(&cells));

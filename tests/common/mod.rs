@@ -194,3 +194,23 @@ pub async fn redis_cleanup(url: &str, prefix: &str) {
         }
     }
 }
+
+/// Runs `statebench compare` with `args` into a fresh directory (run name
+/// `t`), checks that it succeeded, and reads back its record. The
+/// directory lives as long as the returned handle.
+pub fn compare(args: &[&str]) -> (tempfile::TempDir, statebench::compare::RunRecord) {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_statebench"))
+        .arg("compare")
+        .args(args)
+        .args(["--run-name", "t", "--out"])
+        .arg(out.path())
+        .status()
+        .expect("statebench runs");
+    assert!(status.success(), "compare {args:?}: {status}");
+    let record = serde_json::from_slice(
+        &std::fs::read(out.path().join("load/t/cells.json")).expect("cells.json"),
+    )
+    .expect("a compare record");
+    (out, record)
+}
