@@ -290,3 +290,43 @@ fn closing_the_terminal_stops_compare() {
     let left = orphans_after(&tag, Duration::from_secs(2));
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn a_long_cell_keeps_the_clock_moving_and_a_cut_ramp_is_not_kept() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag();
+    let out_dir = temp_out();
+    let out = out_dir.path().display().to_string();
+    let mut t = Terminal::spawn(
+        &tag,
+        &[
+            "compare",
+            "--quick",
+            "--only",
+            "autoscale",
+            "--out",
+            &out,
+            "--run-name",
+            "t",
+        ],
+    );
+    // The first ramp takes about half a minute: the bar's clock moves
+    // while it runs, and there is no ETA before anything is done.
+    t.wait_for("[00:00:06]", Duration::from_secs(30));
+    let screen = t.screen();
+    assert!(screen.contains("ETA    ?"), "{screen}");
+    t.ctrl_c();
+    let (code, took) = t
+        .exit_within(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("Ctrl-C did not stop compare:\n{}", t.screen()));
+    assert!(took <= STOP_WITHIN, "took {took:?}");
+    assert_eq!(code, 130, "{}", t.screen());
+    let left = orphans_after(&tag, Duration::from_secs(2));
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // The ramp was cut short: no cell of it is kept as a measurement.
+    let cells: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.path().join("load/t/cells.json")).unwrap())
+            .unwrap();
+    assert!(cells["cells"].as_array().unwrap().is_empty(), "{cells}");
+    assert!(cells["partial"].as_str().unwrap().contains("SIGINT"));
+}

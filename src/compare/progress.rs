@@ -2,7 +2,7 @@
 //! and an ETA on a terminal, and one line per cell above it (plain lines,
 //! each with the elapsed time and ETA, when stderr is not a terminal).
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressState, ProgressStyle};
 
 use super::cell::Cell;
 
@@ -17,8 +17,19 @@ impl Progress {
             ProgressStyle::with_template(
                 "[{elapsed_precise}] {bar:30} {percent:>3}% ETA {eta:>4} {msg}",
             )
-            .expect("progress template"),
+            .expect("progress template")
+            // No ETA before the first cell ends (indicatif would say 0s).
+            .with_key("eta", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = if s.pos() == 0 {
+                    w.write_str("?")
+                } else {
+                    write!(w, "{:#}", HumanDuration(s.eta()))
+                };
+            }),
         );
+        // Redrawn every second, so the elapsed time moves during a long
+        // cell (an autoscaling ramp runs for most of a minute).
+        bar.enable_steady_tick(std::time::Duration::from_secs(1));
         Self { bar }
     }
 

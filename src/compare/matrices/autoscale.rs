@@ -201,6 +201,8 @@ async fn one(
     let started = Instant::now();
     let (result, trace) = tokio::join!(load, scaler.run(done));
     let (result, trace) = (result?, trace?);
+    // A ramp cut short by a stop is not a measurement.
+    r.check_stop()?;
     let wall = started.elapsed().as_secs_f64();
 
     let mut cell = Cell {
