@@ -23,7 +23,7 @@ use super::super::budget::Placement;
 use super::super::cell::{Balancer, Cell, Server};
 use super::super::fleet::watched;
 use super::super::runner::Runner;
-use super::capacity::{NO_AFFINITY, REPLICA_CPU, STORE_CPU};
+use super::capacity::{NO_AFFINITY, REPLICA_CPU};
 use crate::keys::TokenAlg;
 use crate::loadtests::{self, Policy, Shared};
 
@@ -87,20 +87,7 @@ fn test_plan(phases: [u64; 6], low: usize, high: usize) -> (String, f64, f64) {
 }
 
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
-    let base = r
-        .launcher
-        .placement
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("the autoscale matrix needs a placement"))?;
-    let placement = Arc::new(base.with_default_budgets(REPLICA_CPU, STORE_CPU)?);
-    if let Some(why) = placement.fallback() {
-        r.progress
-            .say(format!("autoscale: budgets not applied ({why})"));
-    }
-    if let Some(redis) = &r.redis {
-        placement.place("redis", redis.pid(), super::super::budget::Role::Store)?;
-    }
-    r.launcher.placement = Some(Arc::clone(&placement));
+    let (base, placement) = super::capacity::budgeted(r, "autoscale")?;
     let mut outcome = Ok(());
     for (server, policy) in cases(r) {
         outcome = one(r, &placement, server, policy).await.map(|cell| {

@@ -128,21 +128,33 @@ fn step_time(r: &Runner) -> Duration {
     r.opts.cell_time().min(Duration::from_secs(3))
 }
 
-pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
+/// Puts the run under the scaling matrices' budgets (the user's, else
+/// [`REPLICA_CPU`] and [`STORE_CPU`]), Redis included, for the matrix
+/// `what`; returns the placement it replaced, to put back when the matrix
+/// ends, and the budgeted one.
+pub(super) fn budgeted(
+    r: &mut Runner,
+    what: &str,
+) -> anyhow::Result<(Arc<Placement>, Arc<Placement>)> {
     let base = r
         .launcher
         .placement
         .clone()
-        .ok_or_else(|| anyhow::anyhow!("the capacity matrix needs a placement"))?;
+        .ok_or_else(|| anyhow::anyhow!("the {what} matrix needs a placement"))?;
     let placement = Arc::new(base.with_default_budgets(REPLICA_CPU, STORE_CPU)?);
     if let Some(why) = placement.fallback() {
         r.progress
-            .say(format!("capacity: budgets not applied ({why})"));
+            .say(format!("{what}: budgets not applied ({why})"));
     }
     if let Some(redis) = &r.redis {
         placement.place("redis", redis.pid(), Role::Store)?;
     }
     r.launcher.placement = Some(Arc::clone(&placement));
+    Ok((base, placement))
+}
+
+pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
+    let (base, placement) = budgeted(r, "capacity")?;
     let mut outcome = Ok(());
     if wants_cluster(r) {
         outcome = start_cluster(r, &placement).await;
