@@ -91,11 +91,12 @@ impl LoadConfig {
             .map(|t| t as f64)
     }
 
-    /// Each user's mean rate when users are paced one by one.
+    /// Each user's mean rate when users are paced one by one (HTTP
+    /// scenarios; a fixed rate, `throttle`, takes precedence where the
+    /// pacer is made).
     pub fn user_rate(&self) -> Option<f64> {
         self.user_rate
-            .filter(|&r| r > 0.0 && r.is_finite() && self.paced_rate().is_none())
-            .filter(|_| !self.scenario.is_websocket())
+            .filter(|&r| r > 0.0 && r.is_finite() && !self.scenario.is_websocket())
     }
 
     fn plan_steps(&self) -> Option<Vec<(usize, Duration)>> {

@@ -168,6 +168,9 @@ pub struct Record {
     pub seconds: Vec<Second>,
 }
 
+/// How often the autoscaler reads CPU and decides (Kubernetes: 15 s).
+const TICK: Duration = Duration::from_secs(1);
+
 /// Seconds in a row within the SLO, just before the fall, that count as
 /// the climb absorbed.
 pub const SETTLED: usize = 3;
@@ -213,10 +216,9 @@ struct Member {
 /// The autoscaler of one load: the rule, the replicas, and where new ones
 /// come from.
 pub struct Autoscaler {
-    pub rule: Rule,
+    rule: Rule,
     /// Each replica's CPU budget, cores.
-    pub budget: f64,
-    pub tick: Duration,
+    budget: f64,
     launcher: Launcher,
     spec: ServerSpec,
     shared: Arc<Shared>,
@@ -247,7 +249,6 @@ impl Autoscaler {
         Self {
             rule,
             budget,
-            tick: Duration::from_secs(1),
             launcher,
             spec,
             shared,
@@ -270,7 +271,7 @@ impl Autoscaler {
     pub async fn run(mut self, done: CancellationToken) -> anyhow::Result<Trace> {
         let mut trace = Trace::default();
         let mut stabiliser = Stabiliser::default();
-        let mut ticker = tokio::time::interval(self.tick);
+        let mut ticker = tokio::time::interval(TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last = Instant::now();
         let mut n: u32 = 0;
