@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use crate::host::affinity;
-use crate::host::cgroup::{Budget, CpuStat, Hierarchy, PERIOD};
+use crate::host::cgroup::{Budget, CpuStat, Hierarchy, PERIOD, Slice};
 
 /// What the user asked for (`--replica-cpu`, `--store-cpu`,
 /// `--generator-cpus`).
@@ -190,12 +190,16 @@ impl Placement {
                 .collect::<Vec<_>>()
                 .join(",")
         };
+        let applied = self.hierarchy.is_some();
         let quota = |what: &str, v: Option<f64>| {
-            v.map(|c| format!(", {c} cores per {what}"))
-                .unwrap_or_default()
+            v.map(|c| match applied {
+                true => format!(", {c} cores per {what} ({})", Slice::new(c, PERIOD)),
+                false => format!(", {c} cores per {what}"),
+            })
+            .unwrap_or_default()
         };
         let how = match (&self.hierarchy, &self.fallback) {
-            (Some(h), _) => format!(" ({}, {} ms period)", h.version(), PERIOD.as_millis()),
+            (Some(h), _) => format!(" ({})", h.version()),
             (None, Some(why)) => format!(" (budgets not applied: {why})"),
             (None, None) => String::new(),
         };
@@ -206,6 +210,13 @@ impl Placement {
             quota("replica", self.options.replica_cpu),
             quota("store or balancer", self.options.store_cpu),
         ))
+    }
+
+    /// The longest a replica under its budget can stall once it has spent
+    /// its quota (the rest of its period); `None` without a replica budget.
+    pub fn replica_stall(&self) -> Option<std::time::Duration> {
+        self.hierarchy.as_ref()?;
+        Some(Slice::new(self.options.replica_cpu?, PERIOD).stall())
     }
 
     /// Places process `pid` (named `name`, unique within the run) on the

@@ -293,6 +293,10 @@ pub struct Step {
     pub throttled: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
+    /// The step was run again for twice as long, because its p99 came
+    /// within a third of the SLO, and this is the longer run's verdict.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub extended: bool,
 }
 
 impl Cell {

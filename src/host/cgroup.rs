@@ -20,6 +20,47 @@ use std::time::Duration;
 /// The default quota period.
 pub const PERIOD: Duration = Duration::from_millis(10);
 
+/// How a budget of `cpus` cores is written: `quota` of CPU time every
+/// `period`. The kernel refuses quotas under 1 ms, so a budget too small
+/// for one in the period asked for gets a longer period, and is still the
+/// budget asked for (0.05 cores: 1 ms every 20 ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slice {
+    pub quota: Duration,
+    pub period: Duration,
+}
+
+impl Slice {
+    pub fn new(cpus: f64, period: Duration) -> Self {
+        let period_us = (period.as_micros() as u64)
+            .max(1000)
+            .max((1000.0 / cpus).ceil() as u64);
+        let quota_us = ((cpus * period_us as f64).round() as u64).max(1000);
+        Self {
+            quota: Duration::from_micros(quota_us),
+            period: Duration::from_micros(period_us),
+        }
+    }
+
+    /// The longest a busy process waits once it has spent its quota: the
+    /// rest of the period. A request that arrives then waits that long
+    /// before any work on it starts.
+    pub fn stall(&self) -> Duration {
+        self.period.saturating_sub(self.quota)
+    }
+}
+
+impl fmt::Display for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Milliseconds to a tenth, without a trailing ".0".
+        let ms = |d: Duration| {
+            let s = format!("{:.1}", d.as_secs_f64() * 1e3);
+            s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
+        };
+        write!(f, "{} ms every {} ms", ms(self.quota), ms(self.period))
+    }
+}
+
 /// Which cgroup layout a budget is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Version {
@@ -182,13 +223,8 @@ impl Hierarchy {
         }
         let path = self.parent.join(name);
         ensure_dir(&path)?;
-        // The kernel refuses quotas under 1 ms: a budget too small for one
-        // in `period` gets a longer period, so that it is still the budget
-        // asked for (0.05 cores: 1 ms every 20 ms).
-        let period_us = (period.as_micros() as u64)
-            .max(1000)
-            .max((1000.0 / cpus).ceil() as u64);
-        let quota_us = ((cpus * period_us as f64).round() as u64).max(1000);
+        let slice = Slice::new(cpus, period);
+        let (quota_us, period_us) = (slice.quota.as_micros(), slice.period.as_micros());
         match self.version {
             Version::V2 => write(&path.join("cpu.max"), &format!("{quota_us} {period_us}"))?,
             Version::V1 => {
@@ -351,6 +387,34 @@ fn write(path: &Path, value: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_under_a_millisecond_per_period_gets_a_longer_period() {
+        let ms = Duration::from_millis;
+        let at = |cpus| Slice::new(cpus, PERIOD);
+        assert_eq!(
+            at(0.1),
+            Slice {
+                quota: ms(1),
+                period: ms(10)
+            }
+        );
+        assert_eq!(at(0.1).stall(), ms(9));
+        assert_eq!(
+            at(0.25),
+            Slice {
+                quota: Duration::from_micros(2500),
+                period: ms(10)
+            }
+        );
+        // 0.075 cores: 1 ms every 13.3 ms, a stall longer than a 10 ms SLO.
+        let small = at(0.075);
+        assert_eq!(small.quota, ms(1));
+        assert_eq!(small.period, Duration::from_micros(13_334));
+        assert!(small.stall() > ms(10));
+        assert_eq!(at(0.05).to_string(), "1 ms every 20 ms");
+        assert_eq!(small.to_string(), "1 ms every 13.3 ms");
+    }
 
     const MOUNTINFO: &str = "\
 25 30 0:22 / /sys/fs/cgroup rw,relatime shared:9 - tmpfs tmpfs rw,mode=755

@@ -23,13 +23,18 @@ use crate::host::services::RedisCluster;
 use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
-use search::{Bisection, as_step, decided_by_generator};
+use search::{Bisection, as_step, decided_by_generator, marginal};
 
 /// Each replica's CPU budget when the run gives none (`--replica-cpu`),
 /// in cores: small enough that four replicas and Redis share one core and
 /// that the load generator, on a core of its own, keeps up with four
-/// (it sends about 20,000 requests/s from one core here).
-pub const REPLICA_CPU: f64 = 0.075;
+/// (it sends about 20,000 requests/s from one core here), and large
+/// enough that a replica that has spent its quota stalls for less than
+/// the default SLO. The kernel's smallest quota is 1 ms, so 0.1 cores is
+/// 1 ms every 10 ms, a stall of at most 9 ms; at 0.075 cores (1 ms every
+/// 13.3 ms) one throttled period broke a 10 ms SLO by itself, and p99 sat
+/// at the SLO over a wide band of rates.
+pub const REPLICA_CPU: f64 = 0.1;
 /// Redis's budget when the run gives none (`--store-cpu`): half a
 /// replica's, so that the single shared store, not the replicas, becomes
 /// the limit as stateful-Redis replicas are added.
@@ -128,6 +133,12 @@ fn step_time(r: &Runner) -> Duration {
     r.opts.cell_time().min(Duration::from_secs(3))
 }
 
+/// Whether steps near the SLO are run again for longer (not with
+/// `--quick`, whose search is a sketch).
+fn extends(r: &Runner) -> bool {
+    !r.quick()
+}
+
 /// Puts the run under the scaling matrices' budgets (the user's, else
 /// [`REPLICA_CPU`] and [`STORE_CPU`]), Redis included, for the matrix
 /// `what`; returns the placement it replaced, to put back when the matrix
@@ -145,6 +156,16 @@ pub(super) fn budgeted(
     if let Some(why) = placement.fallback() {
         r.progress
             .say(format!("{what}: budgets not applied ({why})"));
+    }
+    let slo = r.opts.slo_p99;
+    if let Some(stall) = placement.replica_stall().filter(|&s| s >= slo) {
+        r.progress.say(format!(
+            "note: {what}: a replica that spends its budget waits up to {} ms for the next \
+             period, not under the {} ms SLO: p99 will sit near the SLO (a larger \
+             --replica-cpu shortens the wait)",
+            stall.as_millis(),
+            slo.as_millis()
+        ));
     }
     if let Some(redis) = &r.redis {
         placement.place("redis", redis.pid(), Role::Store)?;
@@ -246,7 +267,7 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             slo_p99_us: Some(slo.as_micros() as u64),
             ..Cell::new(Matrix::Capacity, server, id(server, policy, n))
         };
-        let probe = step(r, &template, &servers, None).await?;
+        let probe = step(r, &template, &servers, None, step_time(r)).await?;
         searches.push(Search {
             bisection: Bisection::new(probe.achieved_rps),
             steps: vec![as_step(&probe, slo, None)],
@@ -263,8 +284,13 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             if rate < 1.0 {
                 continue;
             }
-            let cell = step(r, &s.template, &s.servers, Some(rate)).await?;
-            let verdict = as_step(&cell, slo, Some(rate));
+            let mut cell = step(r, &s.template, &s.servers, Some(rate), step_time(r)).await?;
+            let mut verdict = as_step(&cell, slo, Some(rate));
+            if extends(r) && marginal(&verdict, slo) {
+                cell = step(r, &s.template, &s.servers, Some(rate), 2 * step_time(r)).await?;
+                verdict = as_step(&cell, slo, Some(rate));
+                verdict.extended = true;
+            }
             let met = verdict.met_slo;
             s.steps.push(verdict);
             s.bisection.record(met);
@@ -316,12 +342,14 @@ fn finish(s: Search) -> Cell {
     cell
 }
 
-/// One load at `rate` (or closed loop), measured on the running replicas.
+/// One load at `rate` (or closed loop) for `time`, measured on the
+/// running replicas.
 async fn step(
     r: &mut Runner,
     template: &Cell,
     servers: &[super::super::fleet::Watched],
     rate: Option<f64>,
+    time: Duration,
 ) -> anyhow::Result<Cell> {
     r.check_stop()?;
     let users = match rate {
@@ -330,7 +358,7 @@ async fn step(
         None => template.users,
     };
     let mut config = r.config(&servers[0].url, template.server.scenario(), users);
-    config.run_time = step_time(r);
+    config.run_time = time;
     // Every user at once: the ramp would count as time without load.
     config.increase_rate = (users * 20) as f64;
     config.replicas = servers.iter().map(|s| s.url.clone()).collect();
@@ -344,8 +372,12 @@ async fn step(
     r.measure(cell, config, servers, None).await
 }
 
+/// A search's seconds: the probe and every step, and about one step run
+/// again for longer.
 fn cell_secs(r: &Runner) -> u64 {
-    (step_time(r).as_secs() + 1) * (bisections(r) as u64 + 2)
+    let step = step_time(r).as_secs() + 1;
+    let again = if extends(r) { 2 * step } else { 0 };
+    step * (bisections(r) as u64 + 2) + again
 }
 
 pub fn planned_secs(r: &Runner) -> u64 {

@@ -66,6 +66,28 @@ impl Bisection {
     }
 }
 
+/// A step whose p99 came this close to the SLO (a third either side) is
+/// run again for twice as long before it decides. Under a small CPU quota
+/// the p99 of a 3-second step near the SLO moves by half from one run to
+/// the next (a few throttled periods more or less), and one marginal step
+/// decides where the rest of the search looks.
+const MARGIN: f64 = 4.0 / 3.0;
+
+/// Whether step `s` is close enough to the SLO that a longer run should
+/// decide it: a fixed-rate step that only its p99 could fail (it kept up,
+/// without errors, with the generator to spare) and whose p99 is within
+/// [`MARGIN`] of the SLO.
+pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
+    let slo_us = slo.as_micros() as f64;
+    let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
+    !s.extended
+        && kept_up
+        && s.error_rate < MAX_ERROR_RATE
+        && !s.generator_bound
+        && s.p99_us
+            .is_some_and(|p| (slo_us / MARGIN..=slo_us * MARGIN).contains(&(p as f64)))
+}
+
 /// What a step says about the SLO.
 pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
     // What users saw fail: an attempt retried on another replica and
@@ -88,6 +110,7 @@ pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
             && kept_up
             && error_rate < MAX_ERROR_RATE
             && !c.generator_bound,
+        extended: false,
     }
 }
 
@@ -126,6 +149,7 @@ mod tests {
             throttled: None,
             generator_bound,
             met_slo: met,
+            extended: false,
         };
         let mut steps = vec![
             step(None, false, true), // the probe
@@ -215,5 +239,63 @@ mod tests {
             )
             .met_slo
         );
+    }
+
+    #[test]
+    fn only_a_step_near_the_slo_that_only_its_p99_could_fail_is_run_again() {
+        let slo = Duration::from_millis(10);
+        let near = Step {
+            offered_rps: Some(1000.0),
+            achieved_rps: 990.0,
+            p99_us: Some(11_000),
+            error_rate: 0.0,
+            throttled: None,
+            generator_bound: false,
+            met_slo: false,
+            extended: false,
+        };
+        assert!(marginal(&near, slo));
+        // Within a third either side: 7.5 to 13.3 ms.
+        for (p99, again) in [
+            (7_600, true),
+            (7_400, false),
+            (13_300, true),
+            (13_400, false),
+        ] {
+            let s = Step {
+                p99_us: Some(p99),
+                ..near.clone()
+            };
+            assert_eq!(marginal(&s, slo), again, "p99 {p99} µs");
+        }
+        // A longer run is not run again; nor a step that failed otherwise.
+        for s in [
+            Step {
+                extended: true,
+                ..near.clone()
+            },
+            Step {
+                offered_rps: None,
+                ..near.clone()
+            },
+            Step {
+                achieved_rps: 700.0,
+                ..near.clone()
+            },
+            Step {
+                error_rate: 0.01,
+                ..near.clone()
+            },
+            Step {
+                generator_bound: true,
+                ..near.clone()
+            },
+            Step {
+                p99_us: None,
+                ..near.clone()
+            },
+        ] {
+            assert!(!marginal(&s, slo), "{s:?}");
+        }
     }
 }
