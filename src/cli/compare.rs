@@ -63,7 +63,7 @@ pub struct CompareArgs {
     pub retries: u32,
     /// The capacity matrix's objective: the highest offered rate whose p99
     /// stays under this many milliseconds, with under 0.1% errors.
-    #[arg(long, value_name = "MS", default_value_t = 10.0)]
+    #[arg(long, value_name = "MS", default_value_t = crate::compare::DEFAULT_SLO_P99.as_secs_f64() * 1e3)]
     pub slo_p99: f64,
 }
 

@@ -146,6 +146,9 @@ impl Options {
     }
 }
 
+/// The capacity matrix's objective when the run gives none (`--slo-p99`).
+pub const DEFAULT_SLO_P99: Duration = Duration::from_millis(10);
+
 /// Everything a run produced, as saved in `cells.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -161,6 +164,10 @@ pub struct RunRecord {
     /// Set when the run was stopped before its end: why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partial: Option<String>,
+    /// How late each core woke a sleeping thread just before the run: the
+    /// machine's own floor under the latencies measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jitter: Vec<crate::host::jitter::Jitter>,
 }
 
 /// Rewrites the report from a run's saved `cells.json` (no measuring).
@@ -201,6 +208,38 @@ fn summarize_in_readme(
     Ok(())
 }
 
+/// Measures how late each core wakes a sleeping thread before any server
+/// starts (a second per core, half with `--quick`), and says so when the
+/// machine's own delays reach half the SLO.
+async fn probe_jitter(
+    runner: &mut runner::Runner,
+    options: &Options,
+) -> Vec<crate::host::jitter::Jitter> {
+    use crate::host::jitter;
+    let each = std::time::Duration::from_millis(if options.quick { 500 } else { 1000 });
+    let found = tokio::task::spawn_blocking(move || jitter::measure(&jitter::cores(), each))
+        .await
+        .unwrap_or_default();
+    let Some(worst) = found.iter().max_by_key(|j| j.p999_us) else {
+        return found;
+    };
+    let ms = |us: u64| us as f64 / 1e3;
+    runner.progress.say(format!(
+        "machine: a 1 ms sleep woke up to {:.1} ms late (p99.9 {:.1} ms, core {})",
+        ms(worst.max_us),
+        ms(worst.p999_us),
+        worst.core
+    ));
+    if worst.p999_us as u128 * 2 >= options.slo_p99.as_micros() {
+        runner.progress.say(format!(
+            "note: the machine's own wake-up delays reach half the {} ms SLO: p99 \
+             figures near the SLO carry them",
+            options.slo_p99.as_millis()
+        ));
+    }
+    found
+}
+
 /// How a comparison ended.
 pub struct Outcome {
     pub report: PathBuf,
@@ -223,6 +262,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(dir.join("raw"))?;
     let work = tempfile::Builder::new().prefix("statebench-").tempdir()?;
     let mut runner = runner::Runner::new(&options, &dir, work.path(), env.one_line()).await?;
+    let jitter = probe_jitter(&mut runner, &options).await;
     // Goose prints a line per run on stdout ("All N users launched."); the
     // progress display and results go to stderr and files instead.
     let quiet = crate::stop::silence_stdout();
@@ -238,6 +278,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         cells: std::mem::take(&mut runner.cells),
         elapsed_secs: started.elapsed().as_secs_f64(),
         partial: stopped.map(|r| format!("stopped by {r}")),
+        jitter,
         external: options
             .external
             .iter()

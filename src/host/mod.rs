@@ -5,6 +5,8 @@
 //! - [`limits`]: the open-file limit (rustix);
 //! - [`affinity`]: pinning processes to cores, and how busy each core was;
 //! - [`cgroup`]: CPU budgets, a control group with a CPU quota per process;
+//! - [`jitter`]: how late the machine wakes a sleeping thread, the floor
+//!   under every latency measured on it;
 //! - [`tools`]: whether an external program is installed;
 //! - [`child`]: a child process in a group of its own, killed with
 //!   everything it started when its handle drops (see [`crate::stop`]);
@@ -16,6 +18,7 @@
 pub mod affinity;
 pub mod cgroup;
 pub mod child;
+pub mod jitter;
 pub mod limits;
 pub mod proc;
 pub mod services;

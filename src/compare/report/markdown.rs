@@ -156,9 +156,10 @@ pub fn report(
     }
 
     let invalid: Vec<&Cell> = record.cells.iter().filter(|c| !c.valid).collect();
+    let floor = machine_floor(record);
     let _ = writeln!(
         md,
-        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% (beyond one request per user, which the run's end may leave in flight: answered by the server, abandoned by goose) marks the cell invalid. So does a cell whose errors by kind do not add up to its failed requests. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n",
+        "\n## Validity\n\nEvery cell compares the requests goose counted (answered ones) with the servers' own `/metrics` counters; a difference above 1% (beyond one request per user, which the run's end may leave in flight: answered by the server, abandoned by goose) marks the cell invalid. So does a cell whose errors by kind do not add up to its failed requests. {} of {} cells invalid{}. Cells where the load generator used more CPU than the servers while the machine was saturated are flagged *generator-bound*: their rates and latencies describe the generator as much as the server.\n{floor}",
         invalid.len(),
         record.cells.len(),
         if invalid.is_empty() {
@@ -175,6 +176,49 @@ pub fn report(
         }
     );
     md
+}
+
+/// The paragraph on the machine's own wake-up delays, measured before the
+/// run, if they were.
+fn machine_floor(record: &RunRecord) -> String {
+    if record.jitter.is_empty() {
+        return String::new();
+    }
+    let ms = |us: u64| us as f64 / 1e3;
+    let cores: Vec<String> = record
+        .jitter
+        .iter()
+        .map(|j| {
+            format!(
+                "core {}: p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms, {:.1} wake-ups a second over 1 ms late",
+                j.core,
+                ms(j.p99_us),
+                ms(j.p999_us),
+                ms(j.max_us),
+                j.late_per_sec
+            )
+        })
+        .collect();
+    let slo_us = record
+        .cells
+        .iter()
+        .find_map(|c| c.slo_p99_us)
+        .unwrap_or(crate::compare::DEFAULT_SLO_P99.as_micros() as u64);
+    let worst = record.jitter.iter().map(|j| j.p999_us).max().unwrap_or(0);
+    let verdict = if worst * 2 >= slo_us {
+        format!(
+            " These reach half the {:.0} ms SLO: on this machine, p99 figures near the SLO (the capacity search's \
+             decisions, the autoscaling seconds) carry the machine's own delays, and repeat runs move them.",
+            ms(slo_us)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "\nBefore the run, a thread sleeping 1 ms at a time on each core measured how late the machine woke it, \
+         the floor under every latency above ({}).{verdict}\n",
+        cores.join("; ")
+    )
 }
 
 /// The rows of the claims table for `scope`, after its header.
@@ -271,4 +315,50 @@ pub fn readme_block_in(text: &str) -> Option<&str> {
     let a = text.find("<!-- claims -->\n")? + "<!-- claims -->\n".len();
     let b = text.find("<!-- /claims -->")?;
     text.get(a..b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::jitter::Jitter;
+
+    fn record(p999_us: u64) -> RunRecord {
+        RunRecord {
+            run: "t".into(),
+            quick: false,
+            environment: serde_json::Value::Null,
+            skipped: Vec::new(),
+            cells: Vec::new(),
+            elapsed_secs: 1.0,
+            external: Vec::new(),
+            partial: None,
+            jitter: vec![Jitter {
+                core: 1,
+                samples: 900,
+                p99_us: 800,
+                p999_us,
+                max_us: 9_500,
+                late_per_sec: 2.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_machine_floor_is_quoted_and_flagged_only_when_it_nears_the_slo() {
+        let calm = machine_floor(&record(1_200));
+        assert!(
+            calm.contains("core 1: p99 0.80 ms, p99.9 1.20 ms, max 9.50 ms, 2.0 wake-ups"),
+            "{calm}"
+        );
+        assert!(!calm.contains("half the"), "{calm}");
+        // Half the default 10 ms SLO: the p99 figures near it are flagged.
+        let noisy = machine_floor(&record(5_000));
+        assert!(noisy.contains("reach half the 10 ms SLO"), "{noisy}");
+        // A record from before the probe existed renders as it did.
+        let old = RunRecord {
+            jitter: Vec::new(),
+            ..record(5_000)
+        };
+        assert_eq!(machine_floor(&old), "");
+    }
 }
