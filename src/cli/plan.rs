@@ -90,7 +90,7 @@ pub fn plan(args: PlanArgs) -> anyhow::Result<()> {
         replica_cores: args.replica_cores,
         store_utilisation: args.store_utilisation,
     };
-    let md = render::markdown(&workload, Cells(&record.cells), micro.as_ref(), "#").ok_or_else(|| {
+    let md = render::markdown(&workload, Cells(&record.cells), micro.as_ref(), record.store_memory.as_ref(), "#").ok_or_else(|| {
         anyhow::anyhow!(
             "{} has no capacity cells under a CPU budget to plan from (run `statebench compare --only capacity`)",
             args.cells.display()

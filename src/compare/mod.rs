@@ -168,6 +168,9 @@ pub struct RunRecord {
     /// machine's own floor under the latencies measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub jitter: Vec<crate::host::jitter::Jitter>,
+    /// Redis's memory per session (state-size matrix), if measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_memory: Option<matrices::StoreMemory>,
 }
 
 /// Rewrites the report from a run's saved `cells.json` (no measuring).
@@ -279,6 +282,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         elapsed_secs: started.elapsed().as_secs_f64(),
         partial: stopped.map(|r| format!("stopped by {r}")),
         jitter,
+        store_memory: runner.store_memory.take(),
         external: options
             .external
             .iter()

@@ -54,6 +54,8 @@ pub struct Runner {
     provenance: String,
     pub cells: Vec<Cell>,
     pub skipped: Vec<String>,
+    /// Redis's memory per session, if the run measured it.
+    pub store_memory: Option<super::matrices::StoreMemory>,
 }
 
 impl Runner {
@@ -109,6 +111,7 @@ impl Runner {
             provenance,
             cells: Vec::new(),
             skipped,
+            store_memory: None,
         };
         r.progress = Progress::new(matrices::planned_secs(&r));
         Ok(r)

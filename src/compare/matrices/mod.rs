@@ -19,6 +19,7 @@ use crate::server::Arch;
 
 pub use concurrency::{EQUAL_RATE, EQUAL_RATE_USERS};
 pub use horizontal::SCALE_USERS;
+pub use state_size::StoreMemory;
 
 /// Cart sizes of the state-size matrix.
 pub const CART_SIZES: [usize; 3] = [0, 10, 100];

@@ -200,8 +200,10 @@ pub struct Fleet {
     pub replicas: u64,
     /// Redis processes (one core each), for designs with a shared store.
     pub shards: Option<u64>,
-    /// Session bytes held in replica memory, in all and per replica.
+    /// Session bytes held in replica memory, in all.
     pub session_bytes: Option<f64>,
+    /// Session bytes held in the shared store, in all, if measured.
+    pub store_session_bytes: Option<f64>,
     /// Sessions lost when one replica is lost.
     pub lost_per_replica: u64,
     /// Credential and body bytes per second sent to the servers.
@@ -209,8 +211,14 @@ pub struct Fleet {
 }
 
 /// Sizes every design for `w`. `session_bytes` is the measured memory of
-/// one in-process session (micro-benchmarks), if known.
-pub fn plan(w: &Workload, inputs: &[Inputs], session_bytes: Option<f64>) -> Vec<Fleet> {
+/// one in-process session (micro-benchmarks), `store_bytes` of one in the
+/// shared store (compare's state-size matrix), if known.
+pub fn plan(
+    w: &Workload,
+    inputs: &[Inputs],
+    session_bytes: Option<f64>,
+    store_bytes: Option<f64>,
+) -> Vec<Fleet> {
     inputs
         .iter()
         .map(|i| {
@@ -229,6 +237,10 @@ pub fn plan(w: &Workload, inputs: &[Inputs], session_bytes: Option<f64>) -> Vec<
                 shards,
                 session_bytes: match (in_memory, session_bytes) {
                     (true, Some(b)) => Some(b * w.sessions as f64),
+                    _ => None,
+                },
+                store_session_bytes: match (&i.store, store_bytes) {
+                    (Some(_), Some(b)) => Some(b * w.sessions as f64),
                     _ => None,
                 },
                 lost_per_replica: if in_memory {
@@ -314,7 +326,7 @@ mod tests {
                 us_per_request: 20.0,
             }),
         );
-        let f = &plan(&w, &[i], Some(250.0))[0];
+        let f = &plan(&w, std::slice::from_ref(&i), Some(250.0), Some(400.0))[0];
         // 200,000 / 10,000 per core = 20 cores = 10 replicas of 2 cores.
         assert_eq!(f.replica_cores, 20.0);
         assert_eq!(f.replicas, 10);
@@ -324,6 +336,17 @@ mod tests {
         assert_eq!(f.session_bytes, None);
         assert_eq!(f.lost_per_replica, 0);
         assert_eq!(f.wire_bytes_per_sec, Some(20_000_000.0));
+        // 1,000,000 sessions × 400 bytes in Redis.
+        assert_eq!(f.store_session_bytes, Some(400_000_000.0));
+        // A design without a store holds none there.
+        let memory = Inputs {
+            server: Server::StatefulMemory,
+            store: None,
+            ..i
+        };
+        let f = &plan(&w, &[memory], Some(250.0), Some(400.0))[0];
+        assert_eq!(f.store_session_bytes, None);
+        assert_eq!(f.session_bytes, Some(250_000_000.0));
     }
 
     #[test]

@@ -5,8 +5,26 @@
 
 use std::fmt::Write as _;
 
+use super::super::matrices::StoreMemory;
 use super::super::report::Cells;
 use super::{Workload, inputs, plan, session_bytes, validate, ws_bytes};
+
+/// Where a fleet's sessions live and how much memory they take there.
+fn session_memory(f: &super::Fleet) -> String {
+    match (f.session_bytes, f.store_session_bytes, f.shards) {
+        (Some(b), _, _) => format!(
+            "{} in the replicas ({} per replica)",
+            bytes(b),
+            bytes(b / f.replicas as f64)
+        ),
+        (None, Some(b), Some(shards)) => format!(
+            "{} in Redis ({} per shard)",
+            bytes(b),
+            bytes(b / shards as f64)
+        ),
+        _ => "–".into(),
+    }
+}
 
 /// The whole plan for `w`, or `None` when the run has no capacity cells
 /// to plan from. `heading` is the Markdown heading level (`#`, `##`, …).
@@ -14,6 +32,7 @@ pub fn markdown(
     w: &Workload,
     cells: Cells,
     micro: Option<&serde_json::Value>,
+    store: Option<&StoreMemory>,
     heading: &str,
 ) -> Option<String> {
     let inputs = inputs(cells);
@@ -21,7 +40,7 @@ pub fn markdown(
         return None;
     }
     let per_session = micro.and_then(session_bytes);
-    let fleets = plan(w, &inputs, per_session);
+    let fleets = plan(w, &inputs, per_session, store.map(|m| m.bytes_per_session));
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -39,7 +58,7 @@ pub fn markdown(
     );
     let _ = writeln!(
         md,
-        "| design | routing | req/s per replica core | replica cores | replicas | Redis shards | session memory in the replicas | sessions lost with one replica | credential + body bytes/s |\n\
+        "| design | routing | req/s per replica core | replica cores | replicas | Redis shards | session memory | sessions lost with one replica | credential + body bytes/s |\n\
          |---|---|---|---|---|---|---|---|---|"
     );
     for (f, i) in fleets.iter().zip(&inputs) {
@@ -52,11 +71,7 @@ pub fn markdown(
             f.replica_cores,
             f.replicas,
             f.shards.map_or("–".into(), |s| s.to_string()),
-            f.session_bytes.map_or("–".into(), |b| format!(
-                "{} ({} per replica)",
-                bytes(b),
-                bytes(b / f.replicas as f64)
-            )),
+            session_memory(f),
             thousands(f.lost_per_replica as f64),
             f.wire_bytes_per_sec
                 .map_or("n/m".into(), |b| format!("{}/s", bytes(b))),
@@ -112,10 +127,20 @@ pub fn markdown(
             );
         }
     }
-    let _ = writeln!(
-        md,
-        "- Not measured: Redis memory per session, so the shards are sized by CPU only.\n"
-    );
+    let _ = match store {
+        Some(m) => writeln!(
+            md,
+            "- One session in Redis: {:.0} bytes of `used_memory` ({} realistic sessions written through the store the replicas use, \
+             key and expiry-index entry included; `INFO memory` before and after, in the state-size matrix). \
+             The shards are sized by CPU; their memory is the sessions' divided among them.\n",
+            m.bytes_per_session,
+            thousands(m.sessions as f64)
+        ),
+        None => writeln!(
+            md,
+            "- Not measured: Redis memory per session, so the shards are sized by CPU only.\n"
+        ),
+    };
     let _ = writeln!(
         md,
         "Formulas: K = capacity(1) ÷ budget; replica cores = rps ÷ K; replicas = ⌈cores ÷ cores per replica⌉; \

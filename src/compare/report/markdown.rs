@@ -151,7 +151,13 @@ pub fn report(
     }
 
     let workload = crate::compare::plan::Workload::default();
-    if let Some(plan) = crate::compare::plan::render::markdown(&workload, cells, micro, "\n## 8.") {
+    if let Some(plan) = crate::compare::plan::render::markdown(
+        &workload,
+        cells,
+        micro,
+        record.store_memory.as_ref(),
+        "\n## 8.",
+    ) {
         md.push_str(&plan);
     }
 
@@ -332,6 +338,7 @@ mod tests {
             elapsed_secs: 1.0,
             external: Vec::new(),
             partial: None,
+            store_memory: None,
             jitter: vec![Jitter {
                 core: 1,
                 samples: 900,
