@@ -66,8 +66,10 @@ const MIN_USERS: usize = 32;
 pub const NO_AFFINITY: Policy = Policy::PerConnection;
 const REPLICAS_FULL: [usize; 3] = [1, 2, 4];
 const REPLICAS_QUICK: [usize; 2] = [1, 2];
-/// Bisection steps after the first fixed-rate step.
-const BISECT_FULL: usize = 5;
+/// Bisection steps after the first fixed-rate step: four bring the
+/// bracket to 6% of the peak, finer than a step's own noise near the SLO,
+/// and leave time to run the marginal steps again.
+const BISECT_FULL: usize = 4;
 const BISECT_QUICK: usize = 1;
 
 /// The designs whose scaling is measured, each under the routing it needs.

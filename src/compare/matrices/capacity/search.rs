@@ -133,8 +133,8 @@ mod tests {
         }
         assert_eq!(tried[0], 8000.0);
         assert!(b.lo <= capacity && capacity < b.hi, "{b:?}");
-        // Six steps narrow an 11,000-wide bracket to under 3% of it.
-        assert!(b.hi - b.lo < 0.03 * 11_000.0, "{b:?}");
+        // Five steps narrow an 11,000-wide bracket to under 6% of it.
+        assert!(b.hi - b.lo < 0.06 * 11_000.0, "{b:?}");
         // Every rate after the first lies inside the bracket known then.
         assert!(tried.iter().all(|&r| r > 0.0 && r < 11_000.0));
     }
@@ -173,8 +173,10 @@ mod tests {
         for _ in 0..=BISECT_FULL {
             b.record(false);
         }
+        // 800, 400, 200, 100, 50 missed: the next try is 25, a fortieth
+        // of the peak.
         assert_eq!(b.lo, 0.0);
-        assert!(b.next < 20.0, "{b:?}");
+        assert!(b.next <= 1000.0 / 40.0, "{b:?}");
     }
 
     #[test]
