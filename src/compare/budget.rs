@@ -192,9 +192,12 @@ impl Placement {
         };
         let applied = self.hierarchy.is_some();
         let quota = |what: &str, v: Option<f64>| {
-            v.map(|c| match applied {
-                true => format!(", {c} cores per {what} ({})", Slice::new(c, PERIOD)),
-                false => format!(", {c} cores per {what}"),
+            v.map(|c| {
+                if applied {
+                    format!(", {c} cores per {what} ({})", Slice::new(c, PERIOD))
+                } else {
+                    format!(", {c} cores per {what}")
+                }
             })
             .unwrap_or_default()
         };

@@ -220,10 +220,11 @@ async fn probe_jitter(
 ) -> Vec<crate::host::jitter::Jitter> {
     use crate::host::jitter;
     let each = std::time::Duration::from_millis(if options.quick { 500 } else { 1000 });
-    let found = tokio::task::spawn_blocking(move || jitter::measure(&jitter::cores(), each))
+    let cores = crate::host::affinity::allowed();
+    let found = tokio::task::spawn_blocking(move || jitter::measure(&cores, each))
         .await
         .unwrap_or_default();
-    let Some(worst) = found.iter().max_by_key(|j| j.p999_us) else {
+    let Some(worst) = jitter::worst(&found) else {
         return found;
     };
     let ms = |us: u64| us as f64 / 1e3;
@@ -233,7 +234,7 @@ async fn probe_jitter(
         ms(worst.p999_us),
         worst.core
     ));
-    if worst.p999_us as u128 * 2 >= options.slo_p99.as_micros() {
+    if worst.reaches_half_of(options.slo_p99) {
         runner.progress.say(format!(
             "note: the machine's own wake-up delays reach half the {} ms SLO: p99 \
              figures near the SLO carry them",

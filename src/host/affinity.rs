@@ -15,10 +15,7 @@ pub fn allowed() -> Vec<usize> {
 /// Pins every thread of process `pid` to `cores`. Threads it starts later
 /// inherit the mask from the thread that starts them.
 pub fn pin_process(pid: u32, cores: &[usize]) -> std::io::Result<()> {
-    let mut set = CpuSet::new();
-    for &c in cores {
-        set.set(c);
-    }
+    let set = cpu_set(cores);
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
     for task in tasks.flatten() {
         let Some(tid) = task
@@ -36,6 +33,19 @@ pub fn pin_process(pid: u32, cores: &[usize]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Pins the calling thread alone to `cores` (threads it starts inherit it).
+pub fn pin_thread(cores: &[usize]) -> std::io::Result<()> {
+    Ok(sched_setaffinity(None, &cpu_set(cores))?)
+}
+
+fn cpu_set(cores: &[usize]) -> CpuSet {
+    let mut set = CpuSet::new();
+    for &c in cores {
+        set.set(c);
+    }
+    set
 }
 
 /// Pins this whole process (every thread) to `cores`; children started

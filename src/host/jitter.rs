@@ -45,12 +45,7 @@ pub fn measure(cores: &[usize], each: Duration) -> Vec<Jitter> {
 
 fn probe(core: usize, each: Duration) -> Option<Jitter> {
     // This thread only: pin_self would move the whole process.
-    let set = {
-        let mut s = rustix::thread::CpuSet::new();
-        s.set(core);
-        s
-    };
-    rustix::thread::sched_setaffinity(None, &set).ok()?;
+    affinity::pin_thread(&[core]).ok()?;
     let mut late = Histogram::<u64>::new_with_bounds(1, 10_000_000, 3).ok()?;
     let start = Instant::now();
     while start.elapsed() < each {
@@ -71,9 +66,17 @@ fn probe(core: usize, each: Duration) -> Option<Jitter> {
     })
 }
 
-/// The cores this process may run on, for [`measure`].
-pub fn cores() -> Vec<usize> {
-    affinity::allowed()
+/// The core whose wake-ups came latest (by p99.9), if any was probed.
+pub fn worst(found: &[Jitter]) -> Option<&Jitter> {
+    found.iter().max_by_key(|j| j.p999_us)
+}
+
+impl Jitter {
+    /// Whether this core's own delays (p99.9) reach half of `slo`: p99
+    /// figures near that SLO then carry the machine's delays.
+    pub fn reaches_half_of(&self, slo: Duration) -> bool {
+        u128::from(self.p999_us) * 2 >= slo.as_micros()
+    }
 }
 
 #[cfg(test)]
@@ -82,7 +85,7 @@ mod tests {
 
     #[test]
     fn every_allowed_core_is_probed_and_its_figures_are_ordered() {
-        let cores = cores();
+        let cores = affinity::allowed();
         let found = measure(&cores, Duration::from_millis(100));
         assert_eq!(
             found.iter().map(|j| j.core).collect::<Vec<_>>(),
@@ -95,5 +98,23 @@ mod tests {
             assert!(j.p99_us <= j.p999_us && j.p999_us <= j.max_us, "{j:?}");
             assert!(j.late_per_sec >= 0.0);
         }
+    }
+
+    #[test]
+    fn the_worst_core_decides_whether_the_slo_is_in_reach_of_the_machine() {
+        let core = |core, p999_us| Jitter {
+            core,
+            samples: 1000,
+            p99_us: 100,
+            p999_us,
+            max_us: p999_us,
+            late_per_sec: 0.0,
+        };
+        let found = [core(0, 1_200), core(1, 5_000)];
+        let w = worst(&found).expect("two cores");
+        assert_eq!(w.core, 1);
+        assert!(w.reaches_half_of(Duration::from_millis(10)));
+        assert!(!found[0].reaches_half_of(Duration::from_millis(10)));
+        assert!(worst(&[]).is_none());
     }
 }

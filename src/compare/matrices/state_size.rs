@@ -85,11 +85,9 @@ pub async fn run(r: &mut Runner, servers: &[Server]) -> anyhow::Result<()> {
 /// index and all, under `prefix`; the sessions are removed afterwards.
 /// Nothing else may write to this Redis meanwhile.
 pub async fn redis_memory(url: &str, prefix: &str) -> anyhow::Result<StoreMemory> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
     let store = RedisStore::open(url, prefix, StoreConfig::default())?;
     let now = SystemClock.now_ms();
-    let before = used_memory(&mut conn).await?;
+    let before = store.used_memory().await?;
     let mut ids = Vec::with_capacity(MEMORY_SESSIONS);
     for batch in 0..MEMORY_SESSIONS / MEMORY_BATCH {
         let first = (batch * MEMORY_BATCH) as u64;
@@ -102,7 +100,7 @@ pub async fn redis_memory(url: &str, prefix: &str) -> anyhow::Result<StoreMemory
             ids.push(id?);
         }
     }
-    let after = used_memory(&mut conn).await?;
+    let after = store.used_memory().await?;
     for chunk in ids.chunks(MEMORY_BATCH) {
         for gone in futures_util::future::join_all(chunk.iter().map(|&id| store.remove(id))).await {
             gone?;
@@ -113,15 +111,6 @@ pub async fn redis_memory(url: &str, prefix: &str) -> anyhow::Result<StoreMemory
         sessions: ids.len() as u64,
         bytes_per_session: after.saturating_sub(before) as f64 / ids.len().max(1) as f64,
     })
-}
-
-/// Redis's `used_memory`: the bytes its allocator holds for data.
-async fn used_memory(conn: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<u64> {
-    let info: String = redis::cmd("INFO").arg("memory").query_async(conn).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("INFO memory has no used_memory"))
 }
 
 pub fn planned_secs(r: &Runner, servers: usize) -> u64 {

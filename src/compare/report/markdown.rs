@@ -205,17 +205,16 @@ fn machine_floor(record: &RunRecord) -> String {
             )
         })
         .collect();
-    let slo_us = record
-        .cells
-        .iter()
-        .find_map(|c| c.slo_p99_us)
-        .unwrap_or(crate::compare::DEFAULT_SLO_P99.as_micros() as u64);
-    let worst = record.jitter.iter().map(|j| j.p999_us).max().unwrap_or(0);
-    let verdict = if worst * 2 >= slo_us {
+    let slo = record.cells.iter().find_map(|c| c.slo_p99_us).map_or(
+        crate::compare::DEFAULT_SLO_P99,
+        std::time::Duration::from_micros,
+    );
+    let near = crate::host::jitter::worst(&record.jitter).is_some_and(|w| w.reaches_half_of(slo));
+    let verdict = if near {
         format!(
             " These reach half the {:.0} ms SLO: on this machine, p99 figures near the SLO (the capacity search's \
              decisions, the autoscaling seconds) carry the machine's own delays, and repeat runs move them.",
-            ms(slo_us)
+            slo.as_secs_f64() * 1e3
         )
     } else {
         String::new()

@@ -112,6 +112,27 @@ impl RedisStore {
         Ok(())
     }
 
+    /// The bytes Redis's allocator holds (`INFO memory`, `used_memory`),
+    /// for measuring what sessions cost it. A single Redis only: on a
+    /// cluster one node would answer for all.
+    pub async fn used_memory(&self) -> Result<u64, StoreError> {
+        if self.is_cluster() {
+            return Err(StoreError::Unavailable(
+                "used_memory is measured on a single Redis, not a cluster".into(),
+            ));
+        }
+        let mut c = self.conn.clone();
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(&mut c)
+            .await
+            .map_err(unavailable)?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or_else(|| StoreError::Unavailable("INFO memory has no used_memory".into()))
+    }
+
     /// Round-trips a PING: for start-up checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
