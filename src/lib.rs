@@ -11,12 +11,16 @@
 //!   defaults, verified with keys prepared once ([`token::verifier`]);
 //!   [`keys`]: where their keys come from;
 //! - [`session`]: the [`session::SessionStore`] trait, one file per store,
-//!   and the registry of in-memory stores ([`session::memory::for_each_store`]);
-//! - [`revocation`]: the optional token denylist of the stateless server;
+//!   the registry of in-memory stores ([`session::memory::for_each_store`]),
+//!   and the hybrid server's refresh families kept in any store
+//!   ([`session::refresh`]);
+//! - [`revocation`]: the optional token denylist of the stateless and hybrid
+//!   servers;
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
-//! - [`server`]: the three reference servers, each built in one place
-//!   (`server::{stateless, stateful, ws}::build`), [`server::Arch`] naming
-//!   them, and [`server::run`], which serves a Router with a graceful drain.
+//! - [`server`]: the four reference servers, each built in one place
+//!   (`server::{stateless, stateful, hybrid, ws}::build`), [`server::Arch`]
+//!   naming them, and [`server::run`], which serves a Router with a
+//!   graceful drain.
 //!
 //! Measuring them:
 //! - [`stop`]: how every command stops — signals, closed output, child

@@ -1,5 +1,5 @@
-//! The HTTP contract of the stateless and stateful servers, through their
-//! Routers (`oneshot`, no socket) and over real loopback sockets.
+//! The HTTP contract of the stateless, stateful and hybrid servers, through
+//! their Routers (`oneshot`, no socket) and over real loopback sockets.
 
 mod common;
 
@@ -155,6 +155,16 @@ async fn same_script_same_answers_through_routers() {
         script(&mut Client::router(common::stateful_app())).await,
         expected(403)
     );
+    // The hybrid server's access token, like any JWT, lives to its `exp`
+    // (the access TTL) after logout, unless it keeps a denylist.
+    assert_eq!(
+        script(&mut Client::router(common::hybrid_app(false))).await,
+        expected(200)
+    );
+    assert_eq!(
+        script(&mut Client::router(common::hybrid_app(true))).await,
+        expected(403)
+    );
 }
 
 #[tokio::test]
@@ -163,6 +173,8 @@ async fn same_script_same_answers_over_sockets() {
         (common::stateless_app(false), 200),
         (common::stateless_app(true), 403),
         (common::stateful_app(), 403),
+        (common::hybrid_app(false), 200),
+        (common::hybrid_app(true), 403),
     ] {
         let server = common::serve(app, Lifecycle::default()).await;
         let got = script(&mut Client::socket(server.url(""))).await;
@@ -179,6 +191,9 @@ async fn same_script_on_redis_store() {
     let prefix = common::unique_prefix();
     let store = RedisStore::open(&url, &prefix, StoreConfig::default()).unwrap();
     let app = common::stateful_with(store, &common::base());
+    assert_eq!(script(&mut Client::router(app)).await, expected(403));
+    let store = RedisStore::open(&url, &prefix, StoreConfig::default()).unwrap();
+    let app = common::hybrid_with(store, common::tokens(), true, &common::base());
     assert_eq!(script(&mut Client::router(app)).await, expected(403));
     common::redis_cleanup(&url, &prefix).await;
 }
@@ -209,7 +224,11 @@ async fn replicas_sharing_redis_share_sessions() {
 
 #[tokio::test]
 async fn login_body_is_optional_and_validated() {
-    for app in [common::stateless_app(false), common::stateful_app()] {
+    for app in [
+        common::stateless_app(false),
+        common::stateful_app(),
+        common::hybrid_app(false),
+    ] {
         let mut c = Client::router(app.clone());
         assert_eq!(
             c.send(Method::POST, "/login", r#"{"name":"Ann"}"#).await.0,
@@ -415,6 +434,7 @@ fn bad_request() -> impl Strategy<Value = BadRequest> {
             "/cart",
             "/cart/items",
             "/logout",
+            "/refresh",
             "/healthz",
             "/metrics"
         ])
@@ -434,6 +454,7 @@ fn bad_request() -> impl Strategy<Value = BadRequest> {
     let body = prop_oneof![
         bytes(300),
         r#"\{"(name|sku|qty|id)":[ -~]{0,30}\}"#.prop_map(String::into_bytes),
+        r#"\{"refresh_token":"[0-9a-f.]{0,70}"\}"#.prop_map(String::into_bytes),
         Just(vec![b'x'; 70 * 1024]),
     ];
     (
@@ -476,6 +497,8 @@ fn bad_input_never_yields_5xx() {
             common::stateless_app(false),
             common::stateless_app(true),
             common::stateful_app(),
+            common::hybrid_app(false),
+            common::hybrid_app(true),
         ]
     });
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(512));

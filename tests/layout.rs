@@ -146,6 +146,7 @@ fn each_server_state_is_built_in_one_place() {
     for (needle, home) in [
         ("StatelessState {", "src/server/stateless.rs"),
         ("StatefulState {", "src/server/stateful.rs"),
+        ("HybridState {", "src/server/hybrid.rs"),
         ("WsState {", "src/server/ws.rs"),
         ("WsState::new(", ""),
     ] {

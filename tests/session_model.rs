@@ -24,6 +24,8 @@ enum Transition {
     LookupUnknown,
     Touch(Index),
     AddToCart(Index, CartItem),
+    /// The same change through the compare-and-set update.
+    AddToCartAtomic(Index, CartItem),
     Logout(Index),
     Tick(Millis),
     Sweep,
@@ -46,7 +48,8 @@ fn transition() -> impl Strategy<Value = Transition> {
         4 => any::<Index>().prop_map(Transition::Lookup),
         1 => Just(Transition::LookupUnknown),
         2 => any::<Index>().prop_map(Transition::Touch),
-        3 => (any::<Index>(), item).prop_map(|(i, it)| Transition::AddToCart(i, it)),
+        3 => (any::<Index>(), item.clone()).prop_map(|(i, it)| Transition::AddToCart(i, it)),
+        2 => (any::<Index>(), item).prop_map(|(i, it)| Transition::AddToCartAtomic(i, it)),
         2 => any::<Index>().prop_map(Transition::Logout),
         3 => (0..1_500u64).prop_map(Transition::Tick),
         1 => Just(Transition::Sweep),
@@ -141,6 +144,15 @@ async fn run<S: SessionStore>(store: S, steps: Vec<Transition>) -> Result<(), Te
                 let id = model.pick(i);
                 let got: Option<Result<(), InputError>> = store
                     .update(id, now, |s| s.cart.add(item.clone()))
+                    .await
+                    .unwrap();
+                let want = model.get_mut(id, now).map(|s| s.cart.add(item.clone()));
+                prop_assert_eq!(got, want, "step {}", n);
+            }
+            Transition::AddToCartAtomic(i, item) => {
+                let id = model.pick(i);
+                let got: Option<Result<(), InputError>> = store
+                    .update_atomic(id, now, |s| s.cart.add(item.clone()))
                     .await
                     .unwrap();
                 let want = model.get_mut(id, now).map(|s| s.cart.add(item.clone()));
@@ -249,4 +261,77 @@ fn redis_cluster_store_matches_model() {
         assert!(url.starts_with("redis-cluster://"), "{url}");
         redis_matches_model(&url, 64);
     }
+}
+
+/// `update_atomic` loses no update: tasks on several threads add one unit
+/// to the same cart line at once, and every unit is there at the end.
+async fn no_atomic_update_is_lost<S: SessionStore>(store: std::sync::Arc<S>) -> u32 {
+    const TASKS: u32 = 4;
+    const EACH: u32 = 2_000;
+    let now = 1_700_000_000_000;
+    let id = store
+        .create(Session::new(User::default(), now), now)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..EACH {
+                    let item = CartItem {
+                        sku: "a".into(),
+                        qty: 1,
+                    };
+                    let added = store
+                        .update_atomic(id, now, |s| s.cart.add(item.clone()))
+                        .await
+                        .unwrap();
+                    assert_eq!(added, Some(Ok(())));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total = store
+        .get(id, now, |s| s.cart.0[0].qty)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(total, TASKS * EACH, "{}: updates were lost", store.name());
+    total
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn atomic_updates_are_never_lost_on_any_registered_store() {
+    struct Concurrent;
+    impl StoreVisitor for Concurrent {
+        fn visit<A: MapAdapter>(&mut self) {
+            let store = std::sync::Arc::new(MapStore::<A>::new(CONFIG));
+            multi_thread_runtime().block_on(no_atomic_update_is_lost(store));
+        }
+    }
+    for_each_store(&mut Concurrent);
+}
+
+#[test]
+fn atomic_updates_are_never_lost_on_redis() {
+    let Some(url) = common::redis_url("atomic_updates_are_never_lost_on_redis") else {
+        return;
+    };
+    let prefix = common::unique_prefix();
+    multi_thread_runtime().block_on(async {
+        let store = RedisStore::open(&url, &prefix, CONFIG).unwrap();
+        no_atomic_update_is_lost(std::sync::Arc::new(store)).await;
+        common::redis_cleanup(&url, &prefix).await;
+    });
 }

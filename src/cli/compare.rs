@@ -32,7 +32,7 @@ pub struct CompareArgs {
     #[arg(long)]
     pub report_only: bool,
     /// Measure a server this run did not start, as NAME=URL with NAME one of
-    /// stateless, stateful, ws (repeatable; any subset). Its contract is probed
+    /// stateless, stateful, hybrid, ws (repeatable; any subset). Its contract is probed
     /// first, and only the matrices that make sense for one server run
     /// (concurrency, equal rate, state size). The report goes to
     /// <DIR>/load/<run>/REPORT.md (run name `external` by default).

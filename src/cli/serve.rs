@@ -12,16 +12,18 @@ use tokio::net::TcpListener;
 use crate::keys::{KeyPair, TokenAlg};
 use crate::revocation::Denylist;
 use crate::server::ws::{self, WsConfig};
-use crate::server::{Arch, Base, Lifecycle, ServeOptions, stateful, stateless};
+use crate::server::{Arch, Base, Lifecycle, ServeOptions, hybrid, stateful, stateless};
 use crate::session::{MemoryStore, RedisStore, StoreConfig};
 use crate::token::TokenService;
 
-/// What the stateless server does on logout.
+/// What the stateless and hybrid servers do on logout with the tokens
+/// already issued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Revocation {
     /// Nothing: a token stays valid until it expires.
     None,
-    /// Remember revoked token ids until they expire (makes the server stateful).
+    /// Remember revoked token ids until they expire (a per-process map,
+    /// looked up on every request).
     Denylist,
 }
 
@@ -39,33 +41,42 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: Option<u16>,
 
-    /// [stateless] Signing algorithm.
+    /// [stateless, hybrid] Signing algorithm.
     #[arg(long, value_enum, default_value = "HS256")]
     pub alg: TokenAlg,
-    /// [stateless] File holding the HMAC secret (at least 32 bytes). Without it,
+    /// [stateless, hybrid] File holding the HMAC secret (at least 32 bytes). Without it,
     /// STATEBENCH_JWT_SECRET is used; without both, a random secret is generated.
     #[arg(long, value_name = "PATH")]
     pub secret_file: Option<PathBuf>,
-    /// [stateless] PEM private key (PKCS#8) for RS256/ES256/EdDSA; generated if absent.
+    /// [stateless, hybrid] PEM private key (PKCS#8) for RS256/ES256/EdDSA; generated if absent.
     #[arg(long, value_name = "PATH", requires = "public_key_file")]
     pub private_key_file: Option<PathBuf>,
-    /// [stateless] PEM public key (SPKI) matching --private-key-file.
+    /// [stateless, hybrid] PEM public key (SPKI) matching --private-key-file.
     #[arg(long, value_name = "PATH", requires = "private_key_file")]
     pub public_key_file: Option<PathBuf>,
     /// [stateless] Token lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = crate::token::DEFAULT_TTL_SECS)]
     pub token_ttl: u64,
-    /// [stateless] Clock-skew leeway in seconds for exp/nbf checks.
+    /// [stateless, hybrid] Clock-skew leeway in seconds for exp/nbf checks.
     #[arg(long, value_name = "SECS", default_value_t = 0)]
     pub leeway: u64,
-    /// [stateless] Logout behaviour.
+    /// [stateless, hybrid] Logout behaviour for issued tokens (the hybrid
+    /// server revokes the refresh family either way).
     #[arg(long, value_enum, default_value = "none")]
     pub revocation: Revocation,
-    /// [stateless] Most revoked token ids remembered (logout answers 503 beyond).
+    /// [stateless, hybrid] Most revoked token ids remembered (logout answers 503 beyond).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_revoked: usize,
 
-    /// [stateful] Session store: `memory`; a Redis URL (redis://127.0.0.1:6379)
+    /// [hybrid] Access-token lifetime in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = hybrid::DEFAULT_ACCESS_TTL_SECS)]
+    pub access_ttl: u64,
+    /// [hybrid] Refresh-family lifetime in seconds: a family whose refresh
+    /// token goes unused this long expires.
+    #[arg(long, value_name = "SECS", default_value_t = hybrid::DEFAULT_REFRESH_TTL_SECS)]
+    pub refresh_ttl: u64,
+
+    /// [stateful, hybrid] Session store (refresh families on the hybrid server): `memory`; a Redis URL (redis://127.0.0.1:6379)
     /// shared by replicas; or a Redis Cluster (redis-cluster://127.0.0.1:7000,127.0.0.1:7001),
     /// sessions spread over its masters.
     #[arg(long, default_value = "memory")]
@@ -73,16 +84,18 @@ pub struct ServeArgs {
     /// [stateful] Idle session lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 1800)]
     pub session_ttl: u64,
-    /// [stateful] Most live sessions; login answers 503 with Retry-After beyond.
+    /// [stateful, hybrid] Most live sessions or refresh families; login answers
+    /// 503 with Retry-After beyond.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_sessions: usize,
-    /// [stateful, stateless] Seconds between sweeps of expired sessions or revocations.
+    /// [stateful, stateless, hybrid] Seconds between sweeps of expired sessions,
+    /// families or revocations.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub sweep_interval: u64,
     /// [stateful] Mark the session cookie `Secure` (when served behind TLS).
     #[arg(long)]
     pub cookie_secure: bool,
-    /// [stateful, ws] Key prefix in Redis (isolates runs sharing a server).
+    /// [stateful, hybrid, ws] Key prefix in Redis (isolates runs sharing a server).
     #[arg(long, default_value = "statebench")]
     pub redis_prefix: String,
 
@@ -123,6 +136,67 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// The token service the key flags describe, signing tokens that live `ttl`
+/// seconds. Without a key, one is generated, with a warning.
+fn tokens(args: &ServeArgs, ttl: u64) -> anyhow::Result<Arc<TokenService>> {
+    let env_secret = std::env::var("STATEBENCH_JWT_SECRET").ok();
+    let keys = KeyPair::load(
+        args.alg,
+        args.secret_file.as_deref(),
+        env_secret.as_deref(),
+        args.private_key_file.as_deref(),
+        args.public_key_file.as_deref(),
+    )?;
+    if keys.generated {
+        tracing::warn!(
+            alg = args.alg.name(),
+            "no key given: generated a random one; tokens will not survive a restart \
+             nor be accepted by other replicas unless the key is shared"
+        );
+    }
+    Ok(Arc::new(TokenService::new(keys, ttl, args.leeway)))
+}
+
+fn denylist(args: &ServeArgs) -> Option<Arc<Denylist>> {
+    (args.revocation == Revocation::Denylist).then(|| Arc::new(Denylist::new(args.max_revoked)))
+}
+
+/// The store `--store` names, opened.
+enum Store {
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
+}
+
+/// `memory`, or a Redis server or cluster (which may be down at start-up:
+/// the server then answers 503 until it is reachable).
+async fn open_store(args: &ServeArgs, config: StoreConfig) -> anyhow::Result<Store> {
+    if args.store == "memory" {
+        return Ok(Store::Memory(Arc::new(MemoryStore::new(config))));
+    }
+    if !crate::session::redis::conn::is_redis_url(&args.store) {
+        anyhow::bail!(
+            "--store must be `memory`, a redis:// URL or a redis-cluster://host:port[,host:port...] URL, not {:?}",
+            args.store
+        );
+    }
+    let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
+    if let Err(e) = store.ping().await {
+        tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
+    }
+    Ok(Store::Redis(Arc::new(store)))
+}
+
+/// Evaluates `$body` with `$s` bound to the opened store, whichever it is
+/// (the servers are generic over the store, so each kind is its own type).
+macro_rules! over_store {
+    ($store:expr, |$s:ident| $body:expr) => {
+        match $store {
+            Store::Memory($s) => $body,
+            Store::Redis($s) => $body,
+        }
+    };
+}
+
 /// `statebench serve`: builds the chosen server from flags and runs it.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let options = ServeOptions {
@@ -138,36 +212,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
 
     let app = match args.arch {
-        Arch::Stateless => {
-            let env_secret = std::env::var("STATEBENCH_JWT_SECRET").ok();
-            let keys = KeyPair::load(
-                args.alg,
-                args.secret_file.as_deref(),
-                env_secret.as_deref(),
-                args.private_key_file.as_deref(),
-                args.public_key_file.as_deref(),
-            )?;
-            if keys.generated {
-                tracing::warn!(
-                    alg = args.alg.name(),
-                    "no key given: generated a random one; tokens will not survive a restart \
-                     nor be accepted by other replicas unless the key is shared"
-                );
-            }
-            let config = stateless::Config {
-                tokens: Arc::new(TokenService::new(keys, args.token_ttl, args.leeway)),
-                denylist: (args.revocation == Revocation::Denylist)
-                    .then(|| Arc::new(Denylist::new(args.max_revoked))),
-            };
-            stateless::build(config, &base, &lifecycle)
-        }
+        Arch::Stateless => stateless::build(
+            stateless::Config {
+                tokens: tokens(&args, args.token_ttl)?,
+                denylist: denylist(&args),
+            },
+            &base,
+            &lifecycle,
+        ),
         Arch::Stateful => {
-            let config = StoreConfig {
+            let store = StoreConfig {
                 idle_ttl_ms: args.session_ttl.saturating_mul(1000),
                 max_sessions: args.max_sessions,
             };
             let cookie_secure = args.cookie_secure;
-            let build = |store| {
+            over_store!(open_store(&args, store).await?, |store| {
                 stateful::build(
                     stateful::Config {
                         store,
@@ -176,28 +235,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                     &base,
                     &lifecycle,
                 )
+            })
+        }
+        Arch::Hybrid => {
+            let store = StoreConfig {
+                idle_ttl_ms: args.refresh_ttl.saturating_mul(1000),
+                max_sessions: args.max_sessions,
             };
-            if args.store == "memory" {
-                build(Arc::new(MemoryStore::new(config)))
-            } else if crate::session::redis::conn::is_redis_url(&args.store) {
-                let store = RedisStore::open(&args.store, &args.redis_prefix, config)?;
-                if let Err(e) = store.ping().await {
-                    tracing::warn!(error = %e, "Redis not reachable yet; answering 503 until it is");
-                }
-                stateful::build(
-                    stateful::Config {
-                        store: Arc::new(store),
-                        cookie_secure,
+            let tokens = tokens(&args, args.access_ttl)?;
+            let denylist = denylist(&args);
+            over_store!(open_store(&args, store).await?, |store| {
+                hybrid::build(
+                    hybrid::Config {
+                        tokens,
+                        store,
+                        denylist,
                     },
                     &base,
                     &lifecycle,
                 )
-            } else {
-                anyhow::bail!(
-                    "--store must be `memory`, a redis:// URL or a redis-cluster://host:port[,host:port...] URL, not {:?}",
-                    args.store
-                );
-            }
+            })
         }
         Arch::Ws => {
             let limits = WsConfig {

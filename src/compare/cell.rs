@@ -99,7 +99,9 @@ impl Server {
             Server::WsEcho => ScenarioKind::WsEcho,
             Server::WsChat => ScenarioKind::WsChat,
             s => match s.arch() {
-                Arch::Stateless => ScenarioKind::Stateless,
+                // The stateless user script runs unchanged against the
+                // hybrid server: its contract is a superset.
+                Arch::Stateless | Arch::Hybrid => ScenarioKind::Stateless,
                 Arch::Stateful => ScenarioKind::Stateful,
                 Arch::Ws => ScenarioKind::WsEcho,
             },

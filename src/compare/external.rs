@@ -128,7 +128,7 @@ pub async fn probe(target: &External) -> Contract {
             return c;
         }
     };
-    if target.kind == Arch::Stateless && token.is_none() {
+    if matches!(target.kind, Arch::Stateless | Arch::Hybrid) && token.is_none() {
         problem(
             "POST /login",
             "no {\"token\"} in the answer".into(),

@@ -102,6 +102,11 @@ impl Launcher {
                 args.extend(self.key_args(spec.alg)?);
             }
             Arch::Stateful => args.extend(["--store".into(), spec.store.clone()]),
+            Arch::Hybrid => {
+                args.extend(["--alg".into(), spec.alg.name().into()]);
+                args.extend(self.key_args(spec.alg)?);
+                args.extend(["--store".into(), spec.store.clone()]);
+            }
             Arch::Ws => {
                 if let Some(b) = &spec.backplane {
                     args.extend(["--backplane".into(), b.clone()]);

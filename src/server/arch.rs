@@ -39,32 +39,38 @@ pub enum Arch {
     Stateless,
     /// Server-side sessions found through the `sid` cookie.
     Stateful,
+    /// Short-lived access JWTs, and rotating refresh tokens kept server-side.
+    Hybrid,
     /// WebSocket echo (/ws) and chat rooms (/chat/{room}).
     Ws,
 }
 
 impl Arch {
-    pub const ALL: [Arch; 3] = [Arch::Stateless, Arch::Stateful, Arch::Ws];
+    pub const ALL: [Arch; 4] = [Arch::Stateless, Arch::Stateful, Arch::Hybrid, Arch::Ws];
 
     /// The name used on the command line and in `serve`'s first line.
     pub fn name(self) -> &'static str {
         match self {
             Arch::Stateless => "stateless",
             Arch::Stateful => "stateful",
+            Arch::Hybrid => "hybrid",
             Arch::Ws => "ws",
         }
     }
 
-    /// `stateless`, `stateful` or `ws`, with a one-line error otherwise.
+    /// `stateless`, `stateful`, `hybrid` or `ws`, with a one-line error otherwise.
     pub fn parse(s: &str) -> Result<Arch, String> {
         Arch::ALL
             .into_iter()
             .find(|a| a.name() == s)
-            .ok_or_else(|| format!("{s:?} is not a server name (stateless, stateful or ws)"))
+            .ok_or_else(|| {
+                format!("{s:?} is not a server name (stateless, stateful, hybrid or ws)")
+            })
     }
 
     /// This server with default settings: a random HS256 key, an in-memory
-    /// session store, default WebSocket limits.
+    /// session store, default access and refresh lifetimes, default
+    /// WebSocket limits.
     pub fn router(self, base: &Base, lifecycle: &Lifecycle) -> anyhow::Result<Router> {
         Ok(match self {
             Arch::Stateless => super::stateless::build(
@@ -83,6 +89,22 @@ impl Arch {
                 super::stateful::Config {
                     store: Arc::new(MemoryStore::new(StoreConfig::default())),
                     cookie_secure: false,
+                },
+                base,
+                lifecycle,
+            ),
+            Arch::Hybrid => super::hybrid::build(
+                super::hybrid::Config {
+                    tokens: Arc::new(TokenService::new(
+                        KeyPair::generate(TokenAlg::HS256)?,
+                        super::hybrid::DEFAULT_ACCESS_TTL_SECS,
+                        0,
+                    )),
+                    store: Arc::new(MemoryStore::new(StoreConfig {
+                        idle_ttl_ms: super::hybrid::DEFAULT_REFRESH_TTL_SECS * 1000,
+                        ..StoreConfig::default()
+                    })),
+                    denylist: None,
                 },
                 base,
                 lifecycle,

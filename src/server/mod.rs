@@ -2,12 +2,15 @@
 //!
 //! - [`stateless`]: JWT, the client carries the state;
 //! - [`stateful`]: server-side sessions behind a [`crate::session::SessionStore`];
+//! - [`hybrid`]: short-lived access JWTs, and rotating refresh tokens kept
+//!   server-side (state off the hot path, paid on login, refresh, cart
+//!   writes and logout);
 //! - [`ws`]: WebSocket echo and chat rooms (stateful connections).
 //!
 //! Each is built in exactly one place, its module's `build(config, &Base,
 //! &Lifecycle) -> Router`, which the command line, the tests, the benchmarks
 //! and the comparison all call; the Router is testable with `oneshot` and no
-//! socket. [`Arch`] names the three and builds any of them with defaults
+//! socket. [`Arch`] names the four and builds any of them with defaults
 //! ([`Arch::spawn_local`] serves one on a free loopback port).
 //!
 //! [`run`] serves a Router on a listener the caller bound (tests bind
@@ -17,6 +20,7 @@
 //! [`Lifecycle`] the builder gave them, and gives up after the drain timeout.
 
 mod arch;
+pub mod hybrid;
 pub mod stateful;
 pub mod stateless;
 pub mod ws;

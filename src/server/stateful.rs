@@ -71,7 +71,7 @@ pub fn build<S: SessionStore>(
         cookie_secure: config.cookie_secure,
     };
     if let Some(every) = base.sweep_interval {
-        spawn_sweeper(&state, every, lifecycle);
+        spawn_sweeper(&state.store, &state.clock, &state.metrics, every, lifecycle);
     }
     app(state, base.request_timeout)
 }
@@ -123,7 +123,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Sid {
     }
 }
 
-fn store_error(metrics: &Metrics, e: StoreError) -> Response {
+/// 503 for a store that failed: with `Retry-After` when it is full, and a
+/// counted store error when it is unreachable.
+pub(crate) fn store_error(metrics: &Metrics, e: StoreError) -> Response {
     match e {
         StoreError::Full => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -257,15 +259,17 @@ async fn metrics_handler<S: SessionStore>(State(state): State<Arc<StatefulState<
     state.metrics.render()
 }
 
-/// Sweeps expired sessions every `interval` until shutdown.
-fn spawn_sweeper<S: SessionStore>(
-    state: &StatefulState<S>,
+/// Sweeps `store`'s expired sessions every `interval` until shutdown.
+pub(crate) fn spawn_sweeper<S: SessionStore>(
+    store: &Arc<S>,
+    clock: &SharedClock,
+    metrics: &Arc<Metrics>,
     interval: Duration,
     lifecycle: &Lifecycle,
 ) {
-    let store = state.store.clone();
-    let clock = state.clock.clone();
-    let metrics = state.metrics.clone();
+    let store = store.clone();
+    let clock = clock.clone();
+    let metrics = metrics.clone();
     let stop = lifecycle.stop.clone();
     lifecycle.tasks.spawn(async move {
         let mut tick = tokio::time::interval(interval);

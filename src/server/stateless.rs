@@ -52,6 +52,17 @@ pub struct Config {
 /// The stateless server: its state, its denylist sweeper (when it has a
 /// denylist and `base` asks for sweeps), its routes.
 pub fn build(config: Config, base: &super::Base, lifecycle: &super::Lifecycle) -> Router {
+    app(state(config, base, lifecycle), base.request_timeout)
+}
+
+/// The state tokens are checked with, and its denylist sweeper (when it has
+/// a denylist and `base` asks for sweeps): the stateless server's, and the
+/// hybrid server's for its access tokens.
+pub(crate) fn state(
+    config: Config,
+    base: &super::Base,
+    lifecycle: &super::Lifecycle,
+) -> StatelessState {
     let state = StatelessState {
         tokens: config.tokens,
         clock: base.clock.clone(),
@@ -61,7 +72,7 @@ pub fn build(config: Config, base: &super::Base, lifecycle: &super::Lifecycle) -
     if let Some(every) = base.sweep_interval {
         spawn_denylist_sweeper(&state, every, lifecycle);
     }
-    app(state, base.request_timeout)
+    state
 }
 
 /// The stateless server's routes.
@@ -79,8 +90,8 @@ fn app(state: StatelessState, request_timeout: std::time::Duration) -> Router {
 }
 
 #[derive(Serialize)]
-struct TokenBody {
-    token: String,
+pub(crate) struct TokenBody {
+    pub token: String,
 }
 
 /// A request whose `Authorization` header holds a valid, unrevoked token.
@@ -104,41 +115,73 @@ impl FromRequestParts<Shared> for Authenticated {
         parts: &mut Parts,
         state: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .ok_or(Forbidden(TokenError::Malformed))?;
-        if value.len() > MAX_TOKEN_LEN + 16 {
-            return Err(Forbidden(TokenError::TooLarge));
+        authenticate(&parts.headers, state).map(Self)
+    }
+}
+
+/// The claims of a request's `Authorization` token if it is valid and not
+/// revoked: the size cap first, then the signature and claims, then the
+/// denylist (the hybrid server authenticates its access tokens here too).
+pub(crate) fn authenticate(
+    headers: &header::HeaderMap,
+    state: &StatelessState,
+) -> Result<Claims, Forbidden> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or(Forbidden(TokenError::Malformed))?;
+    if value.len() > MAX_TOKEN_LEN + 16 {
+        return Err(Forbidden(TokenError::TooLarge));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| Forbidden(TokenError::Malformed))?;
+    let token = token::from_authorization(value);
+    let claims = state.tokens.verify(token).map_err(Forbidden)?;
+    if let Some(d) = &state.denylist
+        && d.is_revoked(claims.revocation_key(token))
+    {
+        return Err(Forbidden(TokenError::Revoked));
+    }
+    Ok(claims)
+}
+
+/// Why a token was not issued.
+#[derive(Debug)]
+pub(crate) enum Unsigned {
+    /// Longer than [`MAX_TOKEN_LEN`]: its cart is too large to carry (413).
+    TooLarge(usize),
+    /// The signer failed (500; logged).
+    Failed,
+}
+
+impl IntoResponse for Unsigned {
+    fn into_response(self) -> Response {
+        match self {
+            Unsigned::TooLarge(len) => reject(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format_args!("cart too large for a token ({len} bytes > {MAX_TOKEN_LEN})"),
+            ),
+            Unsigned::Failed => reject(StatusCode::INTERNAL_SERVER_ERROR, "token signing failed"),
         }
-        let value = value
-            .to_str()
-            .map_err(|_| Forbidden(TokenError::Malformed))?;
-        let token = token::from_authorization(value);
-        let claims = state.tokens.verify(token).map_err(Forbidden)?;
-        if let Some(d) = &state.denylist
-            && d.is_revoked(claims.revocation_key(token))
-        {
-            return Err(Forbidden(TokenError::Revoked));
+    }
+}
+
+/// Signs `claims`, refusing a token over [`MAX_TOKEN_LEN`].
+pub(crate) fn sign_capped(state: &StatelessState, claims: &Claims) -> Result<String, Unsigned> {
+    match state.tokens.sign(claims) {
+        Ok(token) if token.len() > MAX_TOKEN_LEN => Err(Unsigned::TooLarge(token.len())),
+        Ok(token) => Ok(token),
+        Err(e) => {
+            tracing::error!(error = %e, "signing failed");
+            Err(Unsigned::Failed)
         }
-        Ok(Self(claims))
     }
 }
 
 fn signed(state: &StatelessState, claims: &Claims) -> Response {
-    match state.tokens.sign(claims) {
-        Ok(token) if token.len() > MAX_TOKEN_LEN => reject(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format_args!(
-                "cart too large for a token ({} bytes > {MAX_TOKEN_LEN})",
-                token.len()
-            ),
-        ),
+    match sign_capped(state, claims) {
         Ok(token) => Json(TokenBody { token }).into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "signing failed");
-            reject(StatusCode::INTERNAL_SERVER_ERROR, "token signing failed")
-        }
+        Err(e) => e.into_response(),
     }
 }
 

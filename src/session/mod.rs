@@ -7,6 +7,8 @@
 //!   concurrent map (DashMap is the default);
 //! - [`redis`]: a Redis server shared by several replicas.
 //!
+//! [`refresh`] keeps the hybrid server's refresh families in any store.
+//!
 //! Expiry is *idle* expiry: a session dies when it has not been seen for the
 //! store's TTL, by the injected clock (`now` is passed in, never read here).
 //! A read of an expired session removes it; [`SessionStore::sweep`] removes
@@ -19,6 +21,7 @@
 
 pub mod memory;
 pub mod redis;
+pub mod refresh;
 
 use std::fmt;
 use std::future::Future;
@@ -81,6 +84,12 @@ pub struct Session {
     pub cart: Cart,
     /// Creation time, milliseconds since the epoch.
     pub created: Millis,
+    /// The hybrid server's refresh family: the digest of the one refresh
+    /// token that may be used next ([`crate::refresh`]). Absent on the
+    /// stateful server's sessions (one pointer's width, and nothing in
+    /// their stored encoding).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<Box<refresh::Digest>>,
 }
 
 impl Session {
@@ -89,6 +98,7 @@ impl Session {
             user,
             cart: Cart::default(),
             created: now,
+            refresh: None,
         }
     }
 }
@@ -155,6 +165,22 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send
     where
         F: FnOnce(&mut Session) -> R + Send,
+        R: Send;
+
+    /// Changes a live session through `f` atomically and marks it seen at
+    /// `now`: when two calls race on one session, the second `f` sees the
+    /// first one's change (compare-and-set, not last writer wins). A store
+    /// that compares and retries may run `f` more than once, each time on
+    /// the record as it then is; only the last run's change is kept and its
+    /// result returned. `Ok(None)` for an unknown or expired id.
+    fn update_atomic<R, F>(
+        &self,
+        id: SessionId,
+        now: Millis,
+        f: F,
+    ) -> impl Future<Output = Result<Option<R>, StoreError>> + Send
+    where
+        F: FnMut(&mut Session) -> R + Send,
         R: Send;
 
     /// Marks a live session seen at `now`; `false` if unknown or expired.

@@ -14,7 +14,7 @@ use statebench::clock::{ManualClock, SharedClock};
 use statebench::keys::{KeyPair, TokenAlg};
 use statebench::revocation::Denylist;
 use statebench::server::ws::{WsConfig, WsState};
-use statebench::server::{Base, Lifecycle, Local, ServeOptions, stateful, stateless, ws};
+use statebench::server::{Base, Lifecycle, Local, ServeOptions, hybrid, stateful, stateless, ws};
 use statebench::session::{MemoryStore, SessionStore, StoreConfig};
 use statebench::token::TokenService;
 use tower::ServiceExt;
@@ -67,6 +67,32 @@ pub fn stateful_with<S: SessionStore>(store: S, base: &Base) -> Router {
         cookie_secure: false,
     };
     stateful::build(config, base, &Lifecycle::default())
+}
+
+/// A hybrid server over `store` and `tokens` (their TTL is the access TTL),
+/// with or without the denylist.
+pub fn hybrid_with<S: SessionStore>(
+    store: S,
+    tokens: Arc<TokenService>,
+    denylist: bool,
+    base: &Base,
+) -> Router {
+    let config = hybrid::Config {
+        tokens,
+        store: Arc::new(store),
+        denylist: denylist.then(|| Arc::new(Denylist::new(1000))),
+    };
+    hybrid::build(config, base, &Lifecycle::default())
+}
+
+/// A hybrid server on an in-memory store, access tokens living 15 minutes.
+pub fn hybrid_app(denylist: bool) -> Router {
+    hybrid_with(
+        MemoryStore::new(StoreConfig::default()),
+        tokens(),
+        denylist,
+        &base(),
+    )
 }
 
 pub fn stateful_app() -> Router {

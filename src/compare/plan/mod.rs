@@ -138,7 +138,7 @@ pub fn inputs(cells: Cells) -> Vec<Inputs> {
 /// not depend on where sessions live).
 fn wire_bytes(cells: Cells, server: Server) -> Option<f64> {
     match server.arch() {
-        Arch::Stateless => cells.bytes(server, 0),
+        Arch::Stateless | Arch::Hybrid => cells.bytes(server, 0),
         Arch::Stateful => [server, Server::StatefulMemory, Server::StatefulRedis]
             .into_iter()
             .find_map(|s| cells.bytes(s, 0)),

@@ -157,6 +157,14 @@ pub trait MapAdapter: Send + Sync + 'static {
     /// Changes an entry; `None` if absent. Maps without in-place mutation
     /// clone, change and replace (last writer wins).
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R>;
+    /// Changes an entry atomically: a concurrent write to it is either
+    /// seen by `f` or sees `f`'s change. The default is [`Self::write`],
+    /// right for every map that holds the entry's lock while `f` runs; a
+    /// map that clones and swaps overrides it with a compare-and-swap that
+    /// runs `f` again when it loses.
+    fn write_atomic<R>(&self, id: &SessionId, f: impl FnMut(&mut Entry) -> R) -> Option<R> {
+        self.write(id, f)
+    }
     /// Inserts under a new id; gives the entry back if the id exists.
     fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry>;
     /// Removes an entry; whether it existed.
@@ -226,6 +234,22 @@ impl<M: MapAdapter> MapStore<M> {
         f: impl FnOnce(&mut Session) -> R,
     ) -> Option<R> {
         let hit = self.map.write(&id, |e| {
+            (!self.expired(e, now)).then(|| {
+                e.refresh(now);
+                f(&mut e.session)
+            })
+        });
+        self.live_or_drop(hit, &id, now)
+    }
+
+    /// Synchronous core of [`SessionStore::update_atomic`].
+    pub fn update_atomic_now<R>(
+        &self,
+        id: SessionId,
+        now: Millis,
+        mut f: impl FnMut(&mut Session) -> R,
+    ) -> Option<R> {
+        let hit = self.map.write_atomic(&id, |e| {
             (!self.expired(e, now)).then(|| {
                 e.refresh(now);
                 f(&mut e.session)
@@ -316,6 +340,19 @@ impl<M: MapAdapter> SessionStore for MapStore<M> {
         R: Send,
     {
         Ok(self.update_now(id, now, f))
+    }
+
+    async fn update_atomic<R, F>(
+        &self,
+        id: SessionId,
+        now: Millis,
+        f: F,
+    ) -> Result<Option<R>, StoreError>
+    where
+        F: FnMut(&mut Session) -> R + Send,
+        R: Send,
+    {
+        Ok(self.update_atomic_now(id, now, f))
     }
 
     async fn touch(&self, id: SessionId, now: Millis) -> Result<bool, StoreError> {

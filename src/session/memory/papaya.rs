@@ -1,8 +1,12 @@
 //! papaya 0.2: lock-free reads with epoch-based reclamation; foldhash.
 //! Values are immutable once published, so a write clones the entry,
-//! changes the clone and swaps it in (last writer wins, as on Redis).
+//! changes the clone and swaps it in (last writer wins, as on Redis);
+//! an atomic write swaps it in with `compute`, a compare-and-swap that runs
+//! the change again on the entry as it then is when another write won.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use papaya::Operation;
 
 use super::{Entry, MapAdapter};
 use crate::session::{SessionId, StoreConfig};
@@ -29,6 +33,23 @@ impl MapAdapter for PapayaAdapter {
         let r = f(&mut copy);
         // `update` only replaces an existing entry: a concurrent removal wins.
         map.update(*id, |_| copy.clone()).map(|_| r)
+    }
+
+    fn write_atomic<R>(&self, id: &SessionId, mut f: impl FnMut(&mut Entry) -> R) -> Option<R> {
+        let mut out = None;
+        let map = self.0.pin();
+        map.compute(*id, |current| match current {
+            Some((_, e)) => {
+                let mut copy = e.clone();
+                out = Some(f(&mut copy));
+                Operation::Insert(copy)
+            }
+            None => {
+                out = None;
+                Operation::Abort(())
+            }
+        });
+        out
     }
 
     fn insert_new(&self, id: SessionId, entry: Entry) -> Result<(), Entry> {

@@ -37,6 +37,10 @@ pub(crate) use self::conn::{client, connect_client};
 /// evenly over the masters' slots.
 pub const BUCKETS: u32 = 128;
 
+/// Compare-and-set rounds [`SessionStore::update_atomic`] tries before it
+/// gives up on a session that other writers keep changing.
+const MAX_SWAP_ROUNDS: usize = 32;
+
 /// Sessions in a Redis server or a Redis Cluster.
 pub struct RedisStore {
     conn: Conn,
@@ -288,6 +292,49 @@ impl SessionStore for RedisStore {
             .map_err(unavailable)?;
         // Removed between the read and the write (a concurrent logout).
         Ok((written == 1).then_some(r))
+    }
+
+    async fn update_atomic<R, F>(
+        &self,
+        id: SessionId,
+        now: Millis,
+        mut f: F,
+    ) -> Result<Option<R>, StoreError>
+    where
+        F: FnMut(&mut Session) -> R + Send,
+        R: Send,
+    {
+        // Each lost round means another write to this session landed, so
+        // the loop ends unless writers keep winning this many times over.
+        for _ in 0..MAX_SWAP_ROUNDS {
+            let Some(Some(read)) = self.get_script(id, now, true).await? else {
+                return Ok(None);
+            };
+            let mut session = decode(&read)?;
+            let r = f(&mut session);
+            let keys = self.keys(id);
+            let mut c = self.conn.clone();
+            let swapped: i64 = self
+                .scripts
+                .swap
+                .key(keys.session)
+                .key(keys.index)
+                .arg(read)
+                .arg(encode(&session))
+                .arg(self.config.idle_ttl_ms)
+                .arg(id.to_string())
+                .invoke_async(&mut c)
+                .await
+                .map_err(unavailable)?;
+            match swapped {
+                1 => return Ok(Some(r)),
+                0 => return Ok(None),
+                _ => continue,
+            }
+        }
+        Err(StoreError::Unavailable(format!(
+            "session changed by other writers {MAX_SWAP_ROUNDS} times in a row"
+        )))
     }
 
     async fn touch(&self, id: SessionId, now: Millis) -> Result<bool, StoreError> {

@@ -44,6 +44,19 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'XX', 'PX', ARGV[2]) then return 0 en
 return 1
 ";
 
+/// Writes back an updated session only if it is still exactly as read
+/// (compare-and-set). KEYS: session key, index. ARGV: value read, new
+/// value, ttl, id. Returns 1 when written, 0 when the session is gone,
+/// -1 when another write changed it since it was read.
+const SWAP: &str = r"
+if not redis.call('ZSCORE', KEYS[2], ARGV[4]) then return 0 end
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if v ~= ARGV[1] then return -1 end
+redis.call('SET', KEYS[1], ARGV[2], 'XX', 'PX', ARGV[3])
+return 1
+";
+
 /// Deletes a session. KEYS: session key, index. ARGV: id.
 /// Returns how many ids left the index (0 or 1).
 const REMOVE: &str = r"
@@ -64,6 +77,7 @@ pub struct Scripts {
     pub create: Script,
     pub get: Script,
     pub put: Script,
+    pub swap: Script,
     pub remove: Script,
     pub sweep: Script,
 }
@@ -74,6 +88,7 @@ impl Scripts {
             create: Script::new(CREATE),
             get: Script::new(GET),
             put: Script::new(PUT),
+            swap: Script::new(SWAP),
             remove: Script::new(REMOVE),
             sweep: Script::new(SWEEP),
         }
