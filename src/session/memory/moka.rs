@@ -71,8 +71,12 @@ impl MapAdapter for MokaAdapter {
         }
     }
 
+    /// Through `and_compute_with`, like every other change: moka's own
+    /// `remove` does not always take the key's lock, so a write computing
+    /// at the same moment could put the removed entry back (and a second
+    /// removal would then count it twice).
     fn remove(&self, id: &SessionId) -> bool {
-        self.cache.remove(id).is_some()
+        self.remove_if(id, |_| true)
     }
 
     fn remove_if(&self, id: &SessionId, pred: impl Fn(&Entry) -> bool) -> bool {
