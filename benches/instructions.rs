@@ -6,6 +6,11 @@
 //! `token_verify` is the servers' verifier and `token_verify_jsonwebtoken`
 //! the same rules through `jsonwebtoken::decode`.
 //!
+//! `profile_handler/hybrid_x100` is the hybrid server's access-token path
+//! (the stateless one, behind its own Router), and
+//! `refresh_handler/hybrid_memory_x100` its refresh: 100 `POST /refresh`,
+//! each with the token the previous one returned.
+//!
 //! Each benchmark repeats its operation so that per-run noise from random
 //! hash seeds and ids averages out: 1,000 verifies, 1,000 lookups, 100
 //! requests. Setup (building keys, maps, routers) is not counted.
@@ -21,7 +26,7 @@ use statebench::benchrun::dispatch::{self, Dispatch};
 use statebench::clock::{Clock, SystemClock};
 use statebench::keys::{KeyPair, TokenAlg};
 use statebench::model::User;
-use statebench::server::{Base, Lifecycle, stateful, stateless};
+use statebench::server::{Base, Lifecycle, hybrid, stateful, stateless};
 use statebench::session::{MemoryStore, SessionId, StoreConfig};
 use statebench::token::{Claims, TokenService};
 use statebench::workload::realistic_session;
@@ -157,18 +162,91 @@ fn stateful_setup() -> &'static Handler {
     Box::leak(Box::new(h))
 }
 
+fn hybrid_config() -> hybrid::Config<MemoryStore> {
+    hybrid::Config {
+        tokens: tokens(),
+        store: Arc::new(MemoryStore::new(StoreConfig::default())),
+        denylist: None,
+    }
+}
+
+fn hybrid_setup() -> &'static Handler {
+    let config = hybrid_config();
+    let token = config
+        .tokens
+        .sign(&Claims::for_login(&User::default(), TOKEN_IAT, TOKEN_TTL))
+        .unwrap();
+    let h = Handler {
+        rt: runtime(),
+        app: hybrid::build(config, &Base::default(), &Lifecycle::default()),
+        cred: (header::AUTHORIZATION, token),
+    };
+    profile(&h);
+    Box::leak(Box::new(h))
+}
+
 #[library_benchmark]
 #[bench::stateless_x100(stateless_setup())]
 #[bench::stateful_memory_x100(stateful_setup())]
+#[bench::hybrid_x100(hybrid_setup())]
 fn profile_handler(h: &'static Handler) {
     for _ in 0..100 {
         profile(h);
     }
 }
 
+/// The hybrid server and the body of its next `POST /refresh`.
+struct Refresher {
+    rt: tokio::runtime::Runtime,
+    app: Router,
+    next: std::cell::RefCell<String>,
+}
+
+/// One refresh; keeps the token it returned for the next.
+fn refresh(r: &Refresher) {
+    let body = r.next.borrow().clone();
+    let req = Request::post("/refresh").body(Body::from(body)).unwrap();
+    let res = r.rt.block_on(r.app.clone().oneshot(req)).unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes =
+        r.rt.block_on(axum::body::to_bytes(res.into_body(), 4096))
+            .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    *r.next.borrow_mut() = serde_json::json!({ "refresh_token": v["refresh_token"] }).to_string();
+}
+
+fn refresh_setup() -> &'static Refresher {
+    let rt = runtime();
+    let app = hybrid::build(hybrid_config(), &Base::default(), &Lifecycle::default());
+    let login = Request::post("/login").body(Body::empty()).unwrap();
+    let res = rt.block_on(app.clone().oneshot(login)).unwrap();
+    let bytes = rt
+        .block_on(axum::body::to_bytes(res.into_body(), 4096))
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let r = Refresher {
+        rt,
+        app,
+        next: std::cell::RefCell::new(
+            serde_json::json!({ "refresh_token": v["refresh_token"] }).to_string(),
+        ),
+    };
+    refresh(&r); // warm
+    Box::leak(Box::new(r))
+}
+
+#[library_benchmark]
+#[bench::hybrid_memory_x100(refresh_setup())]
+fn refresh_handler(r: &'static Refresher) {
+    for _ in 0..100 {
+        refresh(r);
+    }
+}
+
 library_benchmark_group!(
     name = instructions;
-    benchmarks = token_verify, token_verify_jsonwebtoken, session_get_hit, profile_handler
+    benchmarks = token_verify, token_verify_jsonwebtoken, session_get_hit, profile_handler,
+        refresh_handler
 );
 
 /// AWS-LC's CPU dispatch pinned to one path (see

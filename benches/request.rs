@@ -3,7 +3,10 @@
 //!
 //! Ids: `request/healthz` (the baseline), `request/profile/<server>`,
 //! `request/cart/<server>/cart-<n>` with servers `stateless`,
-//! `stateless-denylist` and `stateful-memory`.
+//! `stateless-denylist`, `stateful-memory` and `hybrid` (its access token,
+//! checked as the stateless server checks one), and
+//! `request/refresh/hybrid-memory`: one `POST /refresh` (a compare-and-set
+//! in the store, two SHA-256s, a new access token signed).
 
 mod support;
 
@@ -19,7 +22,7 @@ use statebench::clock::{Clock, SystemClock};
 use statebench::keys::{KeyPair, TokenAlg};
 use statebench::model::User;
 use statebench::revocation::Denylist;
-use statebench::server::{Base, Lifecycle, stateful, stateless};
+use statebench::server::{Base, Lifecycle, hybrid, stateful, stateless};
 use statebench::session::{MemoryStore, Session, StoreConfig};
 use statebench::token::{Claims, TokenService};
 use statebench::workload::{CART_SIZES, cart};
@@ -48,6 +51,53 @@ fn stateless_app(denylist: bool) -> (Router, Arc<TokenService>) {
         stateless::build(config, &base(), &Lifecycle::default()),
         tokens,
     )
+}
+
+fn hybrid_app() -> (Router, Arc<TokenService>) {
+    let keys = KeyPair::from_secret(
+        TokenAlg::HS256,
+        b"benchmark-secret-benchmark-secret-0123456789",
+    )
+    .unwrap();
+    let tokens = Arc::new(TokenService::new(keys, 300, 0));
+    let config = hybrid::Config {
+        tokens: tokens.clone(),
+        store: Arc::new(MemoryStore::new(StoreConfig::default())),
+        denylist: None,
+    };
+    (
+        hybrid::build(config, &base(), &Lifecycle::default()),
+        tokens,
+    )
+}
+
+/// `POST path` with a body; the status and the body.
+async fn post(app: &Router, path: &str, body: String) -> (u16, axum::body::Bytes) {
+    send(app, Request::post(path).body(Body::from(body)).unwrap()).await
+}
+
+/// A fresh family's refresh token, as the body of `POST /refresh`.
+async fn refresh_body(app: &Router) -> String {
+    let (status, body) = post(app, "/login", String::new()).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    serde_json::json!({ "refresh_token": v["refresh_token"] }).to_string()
+}
+
+/// One refresh per iteration, each of a fresh family (logged in untimed),
+/// so the store holds as many families as iterations ran.
+fn bench_refresh(c: &mut Criterion, rt: &tokio::runtime::Runtime, app: &Router) {
+    let (status, body) =
+        rt.block_on(async { post(app, "/refresh", refresh_body(app).await).await });
+    assert_eq!(status, 200, "{body:?}");
+    c.benchmark_group("request")
+        .bench_function("refresh/hybrid-memory", |b| {
+            b.iter_batched(
+                || rt.block_on(refresh_body(app)),
+                |body| black_box(rt.block_on(post(app, "/refresh", body))),
+                criterion::BatchSize::SmallInput,
+            )
+        });
 }
 
 fn stateful_app() -> (Router, Arc<MemoryStore>) {
@@ -111,6 +161,7 @@ fn benches(c: &mut Criterion) {
     let (stateless, tokens) = stateless_app(false);
     let (denylisted, tokens_d) = stateless_app(true);
     let (stateful, store) = stateful_app();
+    let (hybrid, tokens_h) = hybrid_app();
     let token_for = |svc: &TokenService, items| {
         let mut claims = Claims::for_login(&User::default(), SystemClock.now_secs(), 3600);
         claims.cart = cart(items, 0);
@@ -153,6 +204,16 @@ fn benches(c: &mut Criterion) {
         &cookie_for(0),
         welcome,
     );
+    bench_route(
+        c,
+        &rt,
+        "profile/hybrid",
+        &hybrid,
+        "/profile",
+        &token_for(&tokens_h, 0),
+        welcome,
+    );
+    bench_refresh(c, &rt, &hybrid);
     for items in CART_SIZES {
         let label = format!("cart-{items}");
         bench_route(

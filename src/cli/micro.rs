@@ -23,7 +23,13 @@ pub struct MicroArgs {
 }
 
 /// The criterion benchmarks and the memory measurement.
-const TIMED: [&str; 4] = ["token", "session_map", "request", "session_memory"];
+const TIMED: [&str; 5] = [
+    "token",
+    "session_map",
+    "request",
+    "refresh",
+    "session_memory",
+];
 
 /// `statebench micro`: runs the benchmarks with cargo, then the report.
 pub fn micro(args: MicroArgs) -> anyhow::Result<()> {

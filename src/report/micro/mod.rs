@@ -317,6 +317,25 @@ pub fn write(data: &MicroData, env: &Environment, out: &Path) -> anyhow::Result<
 
     writeln!(
         md,
+        "\n## Refresh-token rotation (`benches/refresh.rs`)\n\n\
+         The hybrid server's store write per refresh, without HTTP or signing: read the family, \
+         compare the presented secret's SHA-256, store the next one's by the store's \
+         compare-and-set. The floor is the same work on an unlocked `HashMap`.\n"
+    )?;
+    writeln!(md, "| rotation | time | ÷ floor |\n|---|---|---|")?;
+    let floor = data.ns("refresh/rotate/hashmap-floor");
+    for f in data.figures.iter().filter(|f| f.id.starts_with("refresh/")) {
+        let ratio = floor.map_or("–".into(), |h| format!("{:.2}×", f.median_ns / h));
+        writeln!(
+            md,
+            "| `{}` | {} | {ratio} |",
+            f.id.trim_start_matches("refresh/rotate/"),
+            data.cell(&f.id)
+        )?;
+    }
+
+    writeln!(
+        md,
         "\n## Instruction counts (`benches/instructions.rs`, Callgrind, AWS-LC's native CPU dispatch)\n"
     )?;
     if data.instructions.is_empty() {

@@ -19,10 +19,12 @@ impl MapAdapter for DashMapAdapter {
         Self(DashMap::with_hasher(foldhash::fast::RandomState::default()))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.0.get(id).map(|e| f(&e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         self.0.get_mut(id).map(|mut e| f(&mut e))
     }

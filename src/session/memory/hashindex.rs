@@ -26,10 +26,12 @@ impl MapAdapter for HashIndexAdapter {
         ))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.0.peek_with(id, |_, e| f(e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         // The occupied entry holds the bucket's lock until it is dropped.
         let mut occupied = self.0.get_sync(id)?;

@@ -41,10 +41,12 @@ impl MapAdapter for MokaAdapter {
         Self { cache, evicted }
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.cache.get(id).map(|e| f(&e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let mut out = None;
         self.cache

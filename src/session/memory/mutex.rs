@@ -30,10 +30,12 @@ impl MapAdapter for MutexAdapter {
         )))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.lock().get(id).map(|e| f(e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         self.lock().get_mut(id).map(|e| f(e))
     }

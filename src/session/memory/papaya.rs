@@ -23,10 +23,12 @@ impl MapAdapter for PapayaAdapter {
         ))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.0.pin().get(id).map(f)
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         let map = self.0.pin();
         let mut copy = map.get(id)?.clone();

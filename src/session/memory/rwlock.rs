@@ -52,10 +52,12 @@ impl<S: HasherName> MapAdapter for RwLockAdapter<S> {
         Self(RwLock::new(HashMap::with_hasher(S::default())))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.read_lock().get(id).map(|e| f(e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         self.write_lock().get_mut(id).map(|e| f(e))
     }

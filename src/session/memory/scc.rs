@@ -16,10 +16,12 @@ impl MapAdapter for SccAdapter {
         ))
     }
 
+    #[inline]
     fn read<R>(&self, id: &SessionId, f: impl FnOnce(&Entry) -> R) -> Option<R> {
         self.0.read_sync(id, |_, e| f(e))
     }
 
+    #[inline]
     fn write<R>(&self, id: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> Option<R> {
         self.0.update_sync(id, |_, e| f(e))
     }
