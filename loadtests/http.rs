@@ -89,6 +89,11 @@ pub(crate) fn broken(what: impl Into<String>) -> Box<TransactionError> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct State {
     pub token: Option<String>,
+    /// The refresh token a hybrid server handed out with the access token.
+    pub refresh: Option<String>,
+    /// When the access token nears its expiry (a hybrid server's
+    /// `expires_in`, less a margin): the user refreshes from then on.
+    pub refresh_at: Option<std::time::Instant>,
     /// Length of the `name=value` session cookie the server set, if any.
     pub cookie_len: usize,
     pub added: usize,
@@ -96,8 +101,26 @@ pub(crate) struct State {
 }
 
 #[derive(serde::Deserialize)]
-struct TokenBody {
-    token: String,
+pub(crate) struct TokenBody {
+    pub token: String,
+    /// Only from a hybrid server.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    /// Only from a hybrid server: the access token's lifetime in seconds.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl TokenBody {
+    /// Keeps what the body hands out in `state`: the token, and on a hybrid
+    /// server the refresh token and when to use it.
+    pub(crate) fn keep(self, state: &mut State) {
+        state.token = Some(self.token);
+        state.refresh = self.refresh_token;
+        state.refresh_at = self.expires_in.map(|secs| {
+            std::time::Instant::now() + super::hybrid::refresh_margin(Duration::from_secs(secs))
+        });
+    }
 }
 
 /// Header carrying the user id, for balancers that hash on it.
@@ -248,15 +271,20 @@ pub(crate) async fn login(
         .bytes()
         .await
         .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
-    let token = serde_json::from_slice::<TokenBody>(&body)
-        .ok()
-        .map(|t| t.token);
-    let got_token = token.is_some();
+    let answer = serde_json::from_slice::<TokenBody>(&body).ok();
+    let got_token = answer.is_some();
     let mut state = user
         .get_session_data::<State>()
         .cloned()
         .unwrap_or_default();
-    state.token = token;
+    match answer {
+        Some(a) => a.keep(&mut state),
+        None => {
+            state.token = None;
+            state.refresh = None;
+            state.refresh_at = None;
+        }
+    }
     state.cookie_len = cookie_len;
     state.added = 0;
     user.set_session_data(state);

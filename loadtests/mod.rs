@@ -7,6 +7,9 @@
 //! - [`cart`]: adds items one at a time up to a cart size, reading `/cart`
 //!   between additions, then starts over (the token grows; the cookie does not);
 //! - [`login_storm`]: new logins, continuously (session-creation rate);
+//! - [`hybrid`]: the stateless user on a hybrid server, refreshing its pair
+//!   when the access token nears expiry;
+//! - [`refresh_storm`]: every user refreshing at once, continuously;
 //! - [`ws_echo`]: one WebSocket per user, send and await the echo, timed
 //!   and recorded as custom requests;
 //! - [`ws_chat`]: users in rooms; fan-out latency and delivery ratio.
@@ -36,8 +39,10 @@ pub mod cart;
 pub mod config;
 pub mod healthz;
 pub(crate) mod http;
+pub mod hybrid;
 pub mod login_storm;
 pub mod pacer;
+pub mod refresh_storm;
 pub mod result;
 pub mod run;
 pub mod shared;
@@ -110,6 +115,11 @@ pub enum ScenarioKind {
     Cart,
     /// New logins, continuously.
     LoginStorm,
+    /// Log in once, `GET /profile` with the access token, refresh it when
+    /// it nears expiry (hybrid server).
+    Hybrid,
+    /// Every user refreshing at once, continuously (hybrid server).
+    RefreshStorm,
     /// One WebSocket per user: send, await the echo.
     WsEcho,
     /// Users in chat rooms: fan-out latency and delivery.
@@ -117,12 +127,14 @@ pub enum ScenarioKind {
 }
 
 impl ScenarioKind {
-    pub const ALL: [ScenarioKind; 7] = [
+    pub const ALL: [ScenarioKind; 9] = [
         Self::Healthz,
         Self::Stateless,
         Self::Stateful,
         Self::Cart,
         Self::LoginStorm,
+        Self::Hybrid,
+        Self::RefreshStorm,
         Self::WsEcho,
         Self::WsChat,
     ];
@@ -135,6 +147,8 @@ impl ScenarioKind {
             Self::Stateful => &stateful::SPEC,
             Self::Cart => &cart::SPEC,
             Self::LoginStorm => &login_storm::SPEC,
+            Self::Hybrid => &hybrid::SPEC,
+            Self::RefreshStorm => &refresh_storm::SPEC,
             Self::WsEcho => &ws_echo::SPEC,
             Self::WsChat => &ws_chat::SPEC,
         }

@@ -104,6 +104,49 @@ async fn login_storm_runs_clean_on_both_designs() {
     .await;
 }
 
+/// A hybrid server whose access tokens live 2 s, so a 2-second run
+/// refreshes (the user refreshes after four fifths of the lifetime).
+fn short_lived_hybrid() -> axum::Router {
+    let tokens = std::sync::Arc::new(statebench::token::TokenService::new(
+        statebench::keys::KeyPair::generate(statebench::keys::TokenAlg::HS256).unwrap(),
+        2,
+        0,
+    ));
+    common::hybrid_with(
+        statebench::session::MemoryStore::new(Default::default()),
+        tokens,
+        false,
+        &common::base(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hybrid_scenario_refreshes_and_runs_clean() {
+    check(
+        short_lived_hybrid(),
+        ScenarioKind::Hybrid,
+        &["GET profile", "POST refresh"],
+    )
+    .await;
+    // The stateless user runs unchanged against the hybrid server.
+    check(
+        common::hybrid_app(false),
+        ScenarioKind::Stateless,
+        &["GET profile"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_storm_runs_clean() {
+    check(
+        common::hybrid_app(false),
+        ScenarioKind::RefreshStorm,
+        &["POST refresh"],
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_echo_runs_clean() {
     let (app, _, lifecycle) = common::ws_app(Default::default(), None);
