@@ -34,6 +34,9 @@ pub struct Metrics {
     pub ws_connections: Gauge,
     /// Failed calls to the session store or the pub/sub backplane.
     pub store_errors: Counter,
+    /// Calls to the session store made for requests (sweeps and `/metrics`
+    /// not included): what a shared store serves per request.
+    pub store_calls: Counter,
     /// WebSocket messages received from clients.
     pub ws_messages_in: Counter,
     /// WebSocket messages sent to clients.
@@ -51,6 +54,7 @@ impl Default for Metrics {
             revoked_tokens: Gauge::default(),
             ws_connections: Gauge::default(),
             store_errors: Counter::default(),
+            store_calls: Counter::default(),
             ws_messages_in: Counter::default(),
             ws_messages_out: Counter::default(),
             ws_messages_dropped: Counter::default(),
@@ -76,6 +80,11 @@ impl Default for Metrics {
             "store_errors",
             "Failed session-store or backplane calls",
             m.store_errors.clone(),
+        );
+        r.register(
+            "store_calls",
+            "Session-store calls made for requests",
+            m.store_calls.clone(),
         );
         r.register(
             "ws_messages_in",
@@ -139,6 +148,7 @@ fn route_name(path: &str) -> &'static str {
         "/metrics" => "/metrics",
         "/login" => "/login",
         "/logout" => "/logout",
+        "/refresh" => "/refresh",
         "/profile" => "/profile",
         "/cart" => "/cart",
         "/cart/items" => "/cart/items",

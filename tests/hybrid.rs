@@ -389,3 +389,61 @@ fn every_registered_store_lets_one_racing_rotation_win() {
     }
     for_each_store(&mut Race);
 }
+
+/// `statebench_store_calls_total` counts what each design asks of its
+/// store: nothing for a hybrid access-token request, one call for a
+/// refresh and for a cart write, one for every stateful request.
+#[tokio::test]
+async fn the_store_is_called_on_refresh_and_writes_only() {
+    let base = common::base();
+    let metrics = base.metrics.clone();
+    let app = common::hybrid_with(MemoryStore::new(store_config()), tokens(), false, &base);
+    let p = login(&app).await;
+    assert_eq!(metrics.store_calls.get(), 1, "login starts a family");
+    for _ in 0..10 {
+        assert_eq!(get(&app, "/profile", &p.token).await.0, 200);
+    }
+    assert_eq!(metrics.store_calls.get(), 1, "access tokens need no store");
+    let p = use_refresh(&app, &p.refresh).await.unwrap();
+    assert_eq!(metrics.store_calls.get(), 2);
+    post(
+        &app,
+        "/cart/items",
+        Some(&p.token),
+        r#"{"sku":"a","qty":1}"#,
+    )
+    .await;
+    assert_eq!(metrics.store_calls.get(), 3);
+    let (_, text) = get(&app, "/metrics", "").await;
+    assert!(text.contains("statebench_store_calls_total 3"), "{text}");
+    assert_eq!(metrics.requests("/refresh", 200), 1);
+
+    let base = common::base();
+    let metrics = base.metrics.clone();
+    let stateful = common::stateful_with(MemoryStore::new(store_config()), &base);
+    let (status, headers, _) = common::call(
+        &stateful,
+        Request::post("/login").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let cookie = headers[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    for _ in 0..10 {
+        let req = Request::get("/profile")
+            .header(header::COOKIE, &cookie)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(common::call(&stateful, req).await.0, 200);
+    }
+    assert_eq!(
+        metrics.store_calls.get(),
+        11,
+        "one call per stateful request"
+    );
+}

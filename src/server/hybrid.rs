@@ -33,6 +33,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
+use super::counted::Counted;
 use super::stateless::{Forbidden, StatelessState, TokenBody, Unsigned, authenticate, sign_capped};
 use super::{Lifecycle, input_error};
 use crate::model::{Cart, CartItem, CartView, InputError, LoginRequest, User, parse_body};
@@ -79,7 +80,7 @@ pub fn build<S: SessionStore>(
     };
     let state = HybridState {
         access: super::stateless::state(access, base, lifecycle),
-        store: config.store,
+        store: Arc::new(Counted::new(config.store, base.metrics.store_calls.clone())),
     };
     if let Some(every) = base.sweep_interval {
         super::stateful::spawn_sweeper(
@@ -92,13 +93,13 @@ pub fn build<S: SessionStore>(
     }
     let metrics = base.metrics.clone();
     let router = Router::new()
-        .route("/login", post(login::<S>))
+        .route("/login", post(login::<Counted<S>>))
         .route("/profile", get(profile))
         .route("/cart", get(cart))
-        .route("/cart/items", post(add_item::<S>))
-        .route("/refresh", post(refresh::<S>))
-        .route("/logout", post(logout::<S>))
-        .route("/metrics", get(metrics_handler::<S>))
+        .route("/cart/items", post(add_item::<Counted<S>>))
+        .route("/refresh", post(refresh::<Counted<S>>))
+        .route("/logout", post(logout::<Counted<S>>))
+        .route("/metrics", get(metrics_handler::<Counted<S>>))
         .with_state(Arc::new(state));
     super::finish(router, &metrics, base.request_timeout)
 }

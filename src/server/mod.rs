@@ -20,6 +20,7 @@
 //! [`Lifecycle`] the builder gave them, and gives up after the drain timeout.
 
 mod arch;
+mod counted;
 pub mod hybrid;
 pub mod stateful;
 pub mod stateless;

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 
+use super::counted::Counted;
 use super::{Lifecycle, input_error, reject};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
@@ -65,7 +66,7 @@ pub fn build<S: SessionStore>(
     lifecycle: &Lifecycle,
 ) -> Router {
     let state = StatefulState {
-        store: config.store,
+        store: Arc::new(Counted::new(config.store, base.metrics.store_calls.clone())),
         clock: base.clock.clone(),
         metrics: base.metrics.clone(),
         cookie_secure: config.cookie_secure,
