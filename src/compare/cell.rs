@@ -27,6 +27,10 @@ pub enum Server {
     StatefulRedis,
     /// The stateful server, sessions spread over a Redis Cluster's masters.
     StatefulRedisCluster,
+    /// The hybrid server, refresh families in process memory.
+    HybridMemory,
+    /// The hybrid server, refresh families in a Redis shared by the replicas.
+    HybridRedis,
     /// The WebSocket server's echo.
     WsEcho,
     /// The WebSocket server's chat rooms.
@@ -44,6 +48,8 @@ impl Server {
             Server::StatefulMemory,
             Server::StatefulRedis,
             Server::StatefulRedisCluster,
+            Server::HybridMemory,
+            Server::HybridRedis,
             Server::WsEcho,
             Server::WsChat,
         ];
@@ -61,6 +67,8 @@ impl Server {
             Server::StatefulMemory => "stateful memory".into(),
             Server::StatefulRedis => "stateful Redis".into(),
             Server::StatefulRedisCluster => "stateful Redis Cluster".into(),
+            Server::HybridMemory => "hybrid memory".into(),
+            Server::HybridRedis => "hybrid Redis".into(),
             Server::WsEcho => "ws echo".into(),
             Server::WsChat => "ws chat".into(),
             Server::External(arch) => format!("{} (external)", arch.name()),
@@ -88,6 +96,7 @@ impl Server {
             Server::StatefulMemory | Server::StatefulRedis | Server::StatefulRedisCluster => {
                 Arch::Stateful
             }
+            Server::HybridMemory | Server::HybridRedis => Arch::Hybrid,
             Server::WsEcho | Server::WsChat => Arch::Ws,
         }
     }
@@ -99,9 +108,8 @@ impl Server {
             Server::WsEcho => ScenarioKind::WsEcho,
             Server::WsChat => ScenarioKind::WsChat,
             s => match s.arch() {
-                // The stateless user script runs unchanged against the
-                // hybrid server: its contract is a superset.
-                Arch::Stateless | Arch::Hybrid => ScenarioKind::Stateless,
+                Arch::Stateless => ScenarioKind::Stateless,
+                Arch::Hybrid => ScenarioKind::Hybrid,
                 Arch::Stateful => ScenarioKind::Stateful,
                 Arch::Ws => ScenarioKind::WsEcho,
             },
@@ -234,6 +242,10 @@ pub struct Cell {
     /// replica: the user never saw them fail (see [`Cell::lost`]).
     #[serde(default)]
     pub retried: u64,
+    /// Calls the servers made to their session store for the run's
+    /// requests (their `statebench_store_calls_total`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_calls: Option<u64>,
     /// Sessions the removed replica held just before a kill or a
     /// scale-down (its own `sessions_live`), for in-memory stores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -343,6 +355,7 @@ impl Cell {
             miss_rate: 0.0,
             sessions_lost: 0,
             retried: 0,
+            store_calls: None,
             sessions_on_removed: None,
             routed: Vec::new(),
             recovery_ms: None,

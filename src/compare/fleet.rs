@@ -26,6 +26,8 @@ pub struct ServerSpec {
     /// Redis URL for chat rooms across replicas (ws).
     pub backplane: Option<String>,
     pub redis_prefix: String,
+    /// More `serve` flags (token lifetimes, revocation).
+    pub extra: Vec<String>,
 }
 
 impl ServerSpec {
@@ -36,6 +38,7 @@ impl ServerSpec {
             store: "memory".into(),
             backplane: None,
             redis_prefix: "statebench".into(),
+            extra: Vec::new(),
         }
     }
 }
@@ -113,6 +116,7 @@ impl Launcher {
                 }
             }
         }
+        args.extend(spec.extra.iter().cloned());
         let logs = self.work.join("logs");
         std::fs::create_dir_all(&logs)?;
         let log = std::fs::File::create(logs.join(format!("{name}.log")))?;

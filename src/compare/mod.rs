@@ -17,6 +17,7 @@
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
 //! - [`progress`]: the live bar and the per-cell lines;
+//! - [`revocation`]: how long a logged-out credential keeps working;
 //! - [`report`]: the claims, the markdown and the charts of REPORT.md;
 //! - [`plan`]: the fleet a workload needs under each design, from the
 //!   capacity cells (`statebench plan`, and a section of REPORT.md);
@@ -32,6 +33,7 @@ pub mod matrices;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod revocation;
 pub mod runner;
 pub mod vs;
 
@@ -171,6 +173,10 @@ pub struct RunRecord {
     /// Redis's memory per session (state-size matrix), if measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_memory: Option<matrices::StoreMemory>,
+    /// How long each design's credential kept working after logout
+    /// (state-size matrix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocation: Vec<revocation::Revocation>,
 }
 
 /// Rewrites the report from a run's saved `cells.json` (no measuring).
@@ -284,6 +290,7 @@ pub async fn run(options: Options) -> anyhow::Result<Outcome> {
         partial: stopped.map(|r| format!("stopped by {r}")),
         jitter,
         store_memory: runner.store_memory.take(),
+        revocation: std::mem::take(&mut runner.revocation),
         external: options
             .external
             .iter()

@@ -15,6 +15,13 @@ use crate::host::proc::cpu_time;
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
+use crate::server::Arch;
+
+/// The access-token lifetime of the comparison's hybrid replicas: short,
+/// so that a cell of a few seconds sees its users refresh (each one after
+/// four fifths of it). A real deployment's 5 minutes refresh 150 times
+/// less often per user; the report scales its store figures to it.
+pub const HYBRID_ACCESS_TTL_SECS: u64 = 2;
 
 /// How a cell's load differs from its server's plain scenario.
 #[derive(Debug, Clone, Default)]
@@ -56,6 +63,8 @@ pub struct Runner {
     pub skipped: Vec<String>,
     /// Redis's memory per session, if the run measured it.
     pub store_memory: Option<super::matrices::StoreMemory>,
+    /// Each design's revocation delay (state-size matrix).
+    pub revocation: Vec<super::revocation::Revocation>,
 }
 
 impl Runner {
@@ -112,6 +121,7 @@ impl Runner {
             cells: Vec::new(),
             skipped,
             store_memory: None,
+            revocation: Vec::new(),
         };
         r.progress = Progress::new(matrices::planned_secs(&r));
         Ok(r)
@@ -156,12 +166,17 @@ impl Runner {
         let mut spec = ServerSpec::new(server.arch());
         match server {
             Server::Stateless(alg) => spec.alg = alg,
-            Server::StatefulRedis => spec.store = self.redis.as_ref()?.url.clone(),
+            Server::StatefulRedis | Server::HybridRedis => {
+                spec.store = self.redis.as_ref()?.url.clone();
+            }
             Server::StatefulRedisCluster => {
                 spec.store = self.redis_cluster.as_ref()?.url.clone();
             }
             Server::External(_) => return None,
             _ => {}
+        }
+        if server.arch() == Arch::Hybrid {
+            spec.extra = vec!["--access-ttl".into(), HYBRID_ACCESS_TTL_SECS.to_string()];
         }
         if backplane {
             spec.backplane = Some(self.redis.as_ref()?.url.clone());
@@ -305,6 +320,7 @@ impl Runner {
         let cpu = |rs: &[Watched]| -> Option<Duration> { rs.iter().map(Watched::cpu).sum() };
         let ws = config.scenario.is_websocket();
         let counted = self.server_count(servers, ws).await;
+        let calls = self.store_calls(servers).await;
         let server0 = cpu(servers);
         let proxy0 = proxy.and_then(Haproxy::cpu);
         let redis0 = self.store_cpu(cell.server);
@@ -324,6 +340,9 @@ impl Runner {
         let proxy1 = proxy.and_then(Haproxy::cpu);
         let redis1 = self.store_cpu(cell.server);
         let counted_after = self.server_count(servers, ws).await;
+        if let (Some(a), Some(b)) = (calls, self.store_calls(servers).await) {
+            cell.store_calls = Some(b.saturating_sub(a));
+        }
         if let Some(p) = &placement {
             cell.placement = p.describe();
             if let (Some(a), Some(b)) = (throttled0, p.throttling()) {
@@ -357,7 +376,7 @@ impl Runner {
         // Redis serves only the cells that use it; others leave it idle.
         let uses_redis = matches!(
             cell.server,
-            Server::StatefulRedis | Server::StatefulRedisCluster
+            Server::StatefulRedis | Server::StatefulRedisCluster | Server::HybridRedis
         ) || cell.backplane == Some(true);
         if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| uses_redis || c >= 0.02) {
             cell.notes
@@ -433,6 +452,20 @@ impl Runner {
             } else {
                 crate::metrics::sum(&body, "statebench_http_requests_total", Some("/metrics"))
             };
+        }
+        Some(total)
+    }
+
+    /// The servers' calls to their session store so far (`None` when one
+    /// cannot be read, or for servers with no store).
+    async fn store_calls(&self, servers: &[Watched]) -> Option<u64> {
+        let mut total = 0;
+        for r in servers {
+            let body = crate::metrics::scrape(&self.client, &r.url).await?;
+            if !body.contains("statebench_store_calls_total") {
+                return None;
+            }
+            total += crate::metrics::sum(&body, "statebench_store_calls_total", None);
         }
         Some(total)
     }

@@ -1,12 +1,13 @@
 //! Concurrency: each server alone on one replica, closed loop from 1 to 512
 //! users; fixed rates at fractions of the peak just measured; and every
 //! HTTP server at one equal offered rate, for CPU per request compared at
-//! equal load.
+//! equal load; and the hybrid server's refresh storm.
 
 use super::super::Matrix;
 use super::super::cell::{Cell, Server};
 use super::super::runner::{Knobs, Runner};
 use crate::keys::TokenAlg;
+use crate::loadtests::ScenarioKind;
 
 /// Users of the closed-loop sweep (pinned lists).
 const USERS_FULL: [usize; 6] = [1, 4, 16, 64, 256, 512];
@@ -55,7 +56,40 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
             rates(r, *server, peak).await?;
         }
     }
-    equal_rate(r, &servers).await
+    equal_rate(r, &servers).await?;
+    refresh_storm(r).await
+}
+
+/// Users of the refresh storm.
+pub const STORM_USERS: usize = 64;
+
+/// The hybrid servers whose refresh storm is measured: families in
+/// memory, and in Redis where the run has it (its CPU is then measured);
+/// with `--quick`, Redis alone where the run has it.
+fn storm_servers(r: &Runner) -> Vec<Server> {
+    match super::hybrid_scaled(r) {
+        Some(redis) if r.quick() => vec![redis],
+        Some(redis) => vec![Server::HybridMemory, redis],
+        None => vec![Server::HybridMemory],
+    }
+}
+
+/// Every user's access token expires at once: [`STORM_USERS`] users
+/// refresh again and again, closed loop.
+async fn refresh_storm(r: &mut Runner) -> anyhow::Result<()> {
+    for server in storm_servers(r) {
+        let id = format!("concurrency/{}/refresh-storm", server.slug());
+        let cell = Cell {
+            users: STORM_USERS,
+            ..Cell::new(Matrix::Concurrency, server, id)
+        };
+        let knobs = Knobs {
+            scenario: Some(ScenarioKind::RefreshStorm),
+            ..Knobs::default()
+        };
+        r.run_cell(cell, knobs).await?;
+    }
+    Ok(())
 }
 
 /// The closed-loop sweep of each server; returns the highest rate reached.
@@ -137,6 +171,7 @@ pub fn planned_secs(r: &Runner, servers: &[Server], with_rates: bool) -> u64 {
     if with_rates {
         let fixed = servers.iter().filter(|s| fixed_rate(**s)).count() as u64;
         total += fixed * RATE_FRACTIONS.len() as u64 * t;
+        total += storm_servers(r).len() as u64 * t;
     }
     total
 }

@@ -25,19 +25,26 @@ pub use state_size::StoreMemory;
 pub const CART_SIZES: [usize; 3] = [0, 10, 100];
 
 /// Every server of the concurrency matrix: the floors, each signing
-/// algorithm, each session store, the WebSocket echo.
+/// algorithm, each session store, the hybrid design, the WebSocket echo.
+/// `--quick` keeps one floor and one algorithm (the micro-benchmarks
+/// compare the algorithms).
 pub fn concurrency_servers(r: &Runner) -> Vec<Server> {
-    let mut v = vec![
-        Server::Healthz(Arch::Stateless),
-        Server::Healthz(Arch::Stateful),
-        Server::Stateless(TokenAlg::HS256),
-        Server::Stateless(TokenAlg::RS256),
-        Server::Stateless(TokenAlg::ES256),
-        Server::StatefulMemory,
-    ];
+    let mut v = vec![Server::Healthz(Arch::Stateless)];
+    if !r.quick() {
+        v.push(Server::Healthz(Arch::Stateful));
+    }
+    v.push(Server::Stateless(TokenAlg::HS256));
+    if !r.quick() {
+        v.extend([
+            Server::Stateless(TokenAlg::RS256),
+            Server::Stateless(TokenAlg::ES256),
+        ]);
+    }
+    v.push(Server::StatefulMemory);
     if r.redis.is_some() {
         v.push(Server::StatefulRedis);
     }
+    v.push(Server::HybridMemory);
     v.push(Server::WsEcho);
     v
 }
@@ -49,6 +56,12 @@ pub fn scale_servers(r: &Runner) -> Vec<Server> {
         v.push(Server::StatefulRedis);
     }
     v
+}
+
+/// The hybrid server as it scales out: refresh families in the Redis its
+/// replicas share, so it needs no stickiness (`None` without Redis).
+pub fn hybrid_scaled(r: &Runner) -> Option<Server> {
+    r.redis.is_some().then_some(Server::HybridRedis)
 }
 
 /// The external servers of this run, as the comparison names them.

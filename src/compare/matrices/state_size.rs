@@ -34,8 +34,12 @@ pub struct StoreMemory {
 }
 
 /// The reference servers compared.
-pub fn servers() -> [Server; 2] {
-    [Server::Stateless(TokenAlg::HS256), Server::StatefulMemory]
+pub fn servers() -> [Server; 3] {
+    [
+        Server::Stateless(TokenAlg::HS256),
+        Server::StatefulMemory,
+        Server::HybridMemory,
+    ]
 }
 
 pub async fn run(r: &mut Runner, servers: &[Server]) -> anyhow::Result<()> {
@@ -54,6 +58,11 @@ pub async fn run(r: &mut Runner, servers: &[Server]) -> anyhow::Result<()> {
             };
             r.run_cell(cell, knobs).await?;
         }
+    }
+    if servers.contains(&Server::HybridMemory) {
+        r.progress
+            .say("state-size: revocation delay after logout".into());
+        r.revocation = super::super::revocation::run(r).await?;
     }
     let Some(url) = r.redis.as_ref().map(|redis| redis.url.clone()) else {
         return Ok(());
@@ -115,6 +124,7 @@ pub async fn redis_memory(url: &str, prefix: &str) -> anyhow::Result<StoreMemory
 
 pub fn planned_secs(r: &Runner, servers: usize) -> u64 {
     servers as u64 * CART_SIZES.len() as u64 * r.cell_secs()
+        + super::super::revocation::planned_secs()
 }
 
 #[cfg(test)]

@@ -160,6 +160,9 @@ pub fn report(
     ) {
         md.push_str(&plan);
     }
+    if let Some(state) = super::hybrid::section(record, "\n## 9.") {
+        md.push_str(&state);
+    }
 
     let invalid: Vec<&Cell> = record.cells.iter().filter(|c| !c.valid).collect();
     let floor = machine_floor(record);
@@ -338,6 +341,7 @@ mod tests {
             external: Vec::new(),
             partial: None,
             store_memory: None,
+            revocation: Vec::new(),
             jitter: vec![Jitter {
                 core: 1,
                 samples: 900,

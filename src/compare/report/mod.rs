@@ -4,6 +4,8 @@
 //!   each a query over the cells and a verdict rule — which open the report
 //!   and the README alike;
 //! - [`markdown`]: the report's text; `sections`: one table per matrix;
+//!   `hybrid`: what each design pays for its state (revocation delay,
+//!   store calls, the refresh storm);
 //! - [`charts`]: its SVG charts.
 //!
 //! [`Cells`] is how all three read a run: typed lookups (a server at a
@@ -11,6 +13,7 @@
 
 pub mod charts;
 pub mod claims;
+mod hybrid;
 pub mod markdown;
 mod sections;
 
