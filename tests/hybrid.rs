@@ -447,3 +447,53 @@ async fn the_store_is_called_on_refresh_and_writes_only() {
         "one call per stateful request"
     );
 }
+
+/// The comparison's revocation probe against real sockets: a stateless
+/// token outlives its logout by its remaining lifetime, a session and a
+/// denylisted token by nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revocation_probe_measures_what_outlives_a_logout() {
+    use statebench::compare::revocation::probe;
+    let one_second = || {
+        Arc::new(TokenService::new(
+            KeyPair::generate(TokenAlg::HS256).unwrap(),
+            1,
+            0,
+        ))
+    };
+    let stateless = common::serve(
+        common::stateless_with(one_second(), false, &common::base()),
+        Default::default(),
+    )
+    .await;
+    let (delay, refused) = probe(&stateless.url(""), 1).await.unwrap();
+    assert!(refused);
+    // Valid through the second of its exp: between 1 and 2 s after signing.
+    assert!(
+        (0.5..2.1).contains(&delay.as_secs_f64()),
+        "{delay:?} for a 1-second token"
+    );
+    let hybrid = common::serve(
+        common::hybrid_with(
+            MemoryStore::new(store_config()),
+            one_second(),
+            false,
+            &common::base(),
+        ),
+        Default::default(),
+    )
+    .await;
+    let (delay, refused) = probe(&hybrid.url(""), 1).await.unwrap();
+    assert!(refused && delay.as_secs_f64() > 0.5, "{delay:?}");
+    for app in [
+        common::stateful_app(),
+        common::stateless_app(true),
+        common::hybrid_app(true),
+    ] {
+        let server = common::serve(app, Default::default()).await;
+        assert_eq!(
+            probe(&server.url(""), 1).await.unwrap(),
+            (std::time::Duration::ZERO, true)
+        );
+    }
+}

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Matrix {
-    /// Users 1 → 512 closed-loop and fixed-rate runs; every architecture.
+    /// Users 1 → 256 closed-loop and fixed-rate runs; every architecture.
     Concurrency,
     /// 1, 2, 4 replicas × routing policy (embedded and HAProxy).
     Horizontal,

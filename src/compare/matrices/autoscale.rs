@@ -60,6 +60,7 @@ pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     ];
     if r.redis.is_some() {
         v.push((Server::StatefulRedis, NO_AFFINITY));
+        v.push((Server::HybridRedis, NO_AFFINITY));
     }
     v
 }

@@ -1,4 +1,4 @@
-//! Concurrency: each server alone on one replica, closed loop from 1 to 512
+//! Concurrency: each server alone on one replica, closed loop from 1 to 256
 //! users; fixed rates at fractions of the peak just measured; and every
 //! HTTP server at one equal offered rate, for CPU per request compared at
 //! equal load; and the hybrid server's refresh storm.
@@ -10,7 +10,7 @@ use crate::keys::TokenAlg;
 use crate::loadtests::ScenarioKind;
 
 /// Users of the closed-loop sweep (pinned lists).
-const USERS_FULL: [usize; 6] = [1, 4, 16, 64, 256, 512];
+const USERS_FULL: [usize; 5] = [1, 4, 16, 64, 256];
 const USERS_QUICK: [usize; 3] = [1, 16, 64];
 /// Fixed-rate runs at these fractions of the measured peak.
 const RATE_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.75];
@@ -48,9 +48,16 @@ fn http(servers: &[Server]) -> Vec<Server> {
         .collect()
 }
 
+/// Whether a server gets the closed-loop sweep. The stateful server's
+/// `/healthz` is the stateless server's route in the same binary: it is
+/// measured at the equal rate only, for its CPU per request.
+fn swept(server: Server) -> bool {
+    server != Server::Healthz(crate::server::Arch::Stateful)
+}
+
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
     let servers = super::concurrency_servers(r);
-    for server in &servers {
+    for server in servers.iter().filter(|s| swept(**s)) {
         let peak = sweep(r, &[*server]).await?;
         if fixed_rate(*server) && peak >= 4.0 {
             rates(r, *server, peak).await?;
@@ -63,15 +70,11 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
 /// Users of the refresh storm.
 pub const STORM_USERS: usize = 64;
 
-/// The hybrid servers whose refresh storm is measured: families in
-/// memory, and in Redis where the run has it (its CPU is then measured);
-/// with `--quick`, Redis alone where the run has it.
+/// The hybrid server whose refresh storm is measured: families in the
+/// Redis replicas share (its CPU is then measured), or in memory in a run
+/// without Redis.
 fn storm_servers(r: &Runner) -> Vec<Server> {
-    match super::hybrid_scaled(r) {
-        Some(redis) if r.quick() => vec![redis],
-        Some(redis) => vec![Server::HybridMemory, redis],
-        None => vec![Server::HybridMemory],
-    }
+    vec![super::hybrid_scaled(r).unwrap_or(Server::HybridMemory)]
 }
 
 /// Every user's access token expires at once: [`STORM_USERS`] users
@@ -165,7 +168,7 @@ pub async fn equal_rate(r: &mut Runner, servers: &[Server]) -> anyhow::Result<()
 /// the equal-rate repeats take.
 pub fn planned_secs(r: &Runner, servers: &[Server], with_rates: bool) -> u64 {
     let t = r.cell_secs();
-    let n = servers.len() as u64;
+    let n = servers.iter().filter(|s| swept(**s)).count() as u64;
     let mut total =
         n * users(r).len() as u64 * t + http(servers).len() as u64 * repeats(r) as u64 * t;
     if with_rates {

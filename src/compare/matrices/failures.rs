@@ -50,14 +50,16 @@ fn duration(r: &Runner) -> Duration {
     }
 }
 
-/// The events each case goes through: all of them, except that `--quick`
-/// gives the hybrid design the kill alone (its other events are the
-/// stateless design's, with a shared store's refresh on top).
+/// The events each case goes through: all of them, except for the
+/// hybrid design, whose requests are the stateless design's with a shared
+/// store's refresh on top: a kill and a scale-down (`--quick`: the kill).
 fn events(r: &Runner, server: Server) -> &'static [Event] {
-    if r.quick() && server.arch() == crate::server::Arch::Hybrid {
+    if server.arch() != crate::server::Arch::Hybrid {
+        &Event::ALL
+    } else if r.quick() {
         &[Event::Kill]
     } else {
-        &Event::ALL
+        &[Event::Kill, Event::ScaleDown]
     }
 }
 

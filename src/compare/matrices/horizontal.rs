@@ -19,13 +19,24 @@ fn replica_counts(r: &Runner) -> &'static [usize] {
     r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL)
 }
 
-/// Each server that scales out under every policy, and the hybrid one
-/// under round-robin only: it needs no stickiness, which the stateless and
-/// Redis rows already show.
+/// Policies without affinity: what a design that needs none is routed by.
+const NO_AFFINITY: [Policy; 2] = [Policy::RoundRobin, Policy::PerConnection];
+
+/// Stateless and in-memory sessions under every policy; the Redis store
+/// under the policies without affinity (it needs none, and the stateless
+/// rows already show what affinity does to a design that needs none); the
+/// hybrid design under round-robin.
 fn cases(r: &Runner) -> Vec<(Server, &'static [Policy])> {
     let mut v: Vec<(Server, &'static [Policy])> = super::scale_servers(r)
         .into_iter()
-        .map(|s| (s, &Policy::ALL[..]))
+        .map(|s| {
+            let policies: &'static [Policy] = if s == Server::StatefulRedis {
+                &NO_AFFINITY
+            } else {
+                &Policy::ALL
+            };
+            (s, policies)
+        })
         .collect();
     if let Some(h) = super::hybrid_scaled(r) {
         v.push((h, &[Policy::RoundRobin]));

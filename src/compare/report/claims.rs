@@ -3,6 +3,7 @@
 //! table ([`RULES`]) feeds the report's claims table and the README's
 //! (which a test keeps equal to the committed run's).
 
+use super::hybrid::lands;
 use super::{Cells, pct};
 use crate::compare::matrices::EQUAL_RATE;
 use crate::compare::matrices::capacity::NO_AFFINITY;
@@ -63,6 +64,9 @@ pub struct Rule {
     pub scope: Scope,
     /// The verdict and its evidence, or `None` when the run lacks the cells.
     pub decide: fn(Cells) -> Option<(Verdict, String)>,
+    /// Where the hybrid design lands on it, measured (`None`: the run lacks
+    /// the cells, or the claim is not about it).
+    pub hybrid: fn(Cells) -> Option<String>,
 }
 
 /// A claim decided by a run.
@@ -70,6 +74,7 @@ pub struct Decided {
     pub claim: &'static str,
     pub verdict: Verdict,
     pub evidence: String,
+    pub hybrid: Option<String>,
 }
 
 const HS256: Server = Server::Stateless(TokenAlg::HS256);
@@ -84,6 +89,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless needs no stickiness: any replica can serve any request",
         scope: Scope::Reference,
+        hybrid: lands::no_stickiness,
         decide: |c| {
             let m = c.worst_miss(HS256, None)?;
             Some((
@@ -98,6 +104,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateful (in-memory sessions) needs stickiness",
         scope: Scope::Reference,
+        hybrid: lands::stickiness,
         decide: |c| {
             let rr = c.worst_miss(MEMORY, Some(Policy::RoundRobin))?;
             let sticky = c.worst_miss(MEMORY, Some(Policy::Sticky))?;
@@ -116,6 +123,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "A shared store (Redis) removes the need for stickiness, at a latency cost",
         scope: Scope::Reference,
+        hybrid: lands::shared_store,
         decide: |c| {
             let rr = c.worst_miss(REDIS, Some(Policy::RoundRobin))?;
             let level = c.level();
@@ -141,6 +149,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Losing a server loses its users' sessions (stateful in memory only)",
         scope: Scope::Reference,
+        hybrid: lands::losing_a_server,
         decide: |c| {
             let mem = c.lost_on_kill(MEMORY, Policy::Sticky)?;
             let sl = c.lost_on_kill(HS256, Policy::RoundRobin)?;
@@ -160,6 +169,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless servers scale out: each replica adds the capacity of one",
         scope: Scope::Reference,
+        hybrid: lands::scale_out,
         decide: |c| {
             let eff = |s: Server, p: Policy, n: usize| {
                 c.capacity(s, p, n)
@@ -189,6 +199,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "A sharded store (Redis Cluster) raises the shared store's ceiling",
         scope: Scope::Reference,
+        hybrid: lands::store_ceiling,
         decide: |c| {
             let cap = |s: Server, n: usize| {
                 c.capacity(s, NO_AFFINITY, n)
@@ -220,6 +231,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless servers scale down without losing anyone",
         scope: Scope::Reference,
+        hybrid: lands::scale_down,
         decide: |c| {
             let event = crate::compare::Event::ScaleDown;
             let sl = c.failure(HS256, Policy::RoundRobin, event)?;
@@ -249,6 +261,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless servers autoscale on CPU, up and down, without losing anyone",
         scope: Scope::Reference,
+        hybrid: lands::autoscale,
         decide: |c| {
             let sl = c.autoscaled(HS256)?;
             let a = sl.autoscale.as_deref()?;
@@ -287,6 +300,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Verifying a JWT costs more CPU than looking up an in-memory session",
         scope: Scope::Reference,
+        hybrid: lands::verify_cost,
         decide: |c| {
             let sl = c.cpu(HS256)?;
             let sf = c.cpu(MEMORY)?;
@@ -302,6 +316,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Asymmetric signatures (RS256, ES256) cost more per request than HMAC",
         scope: Scope::Reference,
+        hybrid: |_| None,
         decide: |c| {
             let hs = c.cpu(HS256)?;
             let rs = c.cpu(Server::Stateless(TokenAlg::RS256))?;
@@ -317,11 +332,13 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless requests grow with the state they carry; stateful ones do not",
         scope: Scope::Reference,
+        hybrid: lands::state_grows,
         decide: |c| state_grows(c, HS256, MEMORY),
     },
     Rule {
         claim: "WebSocket rooms across replicas need a backplane",
         scope: Scope::Reference,
+        hybrid: |_| None,
         decide: |c| {
             let without = c.delivery(false)?;
             let with = c.delivery(true);
@@ -344,6 +361,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "An idle WebSocket connection is cheap to hold",
         scope: Scope::Reference,
+        hybrid: |_| None,
         decide: |c| {
             let cell = c
                 .of(Matrix::Websocket)
@@ -363,6 +381,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Verifying a JWT costs more CPU than looking up a session (external servers)",
         scope: Scope::External,
+        hybrid: |_| None,
         decide: |c| {
             let a = c.cpu(EXT_STATELESS)?;
             let b = c.cpu(EXT_STATEFUL)?;
@@ -377,11 +396,13 @@ pub const RULES: &[Rule] = &[
     Rule {
         claim: "Stateless requests grow with the state they carry; stateful ones do not (external servers)",
         scope: Scope::External,
+        hybrid: |_| None,
         decide: |c| state_grows(c, EXT_STATELESS, EXT_STATEFUL),
     },
     Rule {
         claim: "Latency: stateless and stateful answer /profile alike (external servers)",
         scope: Scope::External,
+        hybrid: |_| None,
         decide: |c| {
             let level = c.level();
             let p99 = |s| c.at_users(s, level).and_then(|cell| cell.p99_us);
@@ -418,6 +439,7 @@ pub fn decide(cells: Cells, scope: Scope) -> Vec<Decided> {
                 claim: r.claim,
                 verdict,
                 evidence,
+                hybrid: (r.hybrid)(cells),
             })
         })
         .collect()

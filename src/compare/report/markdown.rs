@@ -91,16 +91,13 @@ pub fn report(
         );
     }
     let _ = writeln!(md, "{}", env.markdown());
-    let _ = writeln!(
-        md,
-        "## Claims and evidence\n\n| claim | verdict | evidence |\n|---|---|---|"
-    );
+    let _ = writeln!(md, "## Claims and evidence\n");
     let scope = if record.external.is_empty() {
         Scope::Reference
     } else {
         Scope::External
     };
-    md.push_str(&claims_rows(cells, scope));
+    md.push_str(&claims_table(cells, scope));
     let level = cells.level();
     let _ = writeln!(md, "\n## Targets\n");
     for line in targets(cells) {
@@ -229,17 +226,29 @@ fn machine_floor(record: &RunRecord) -> String {
     )
 }
 
-/// The rows of the claims table for `scope`, after its header.
-fn claims_rows(cells: Cells, scope: Scope) -> String {
-    let mut md = String::new();
+/// The claims table for `scope`, with a column for where the hybrid
+/// design lands when the run measured it.
+fn claims_table(cells: Cells, scope: Scope) -> String {
+    let hybrid = cells.0.iter().any(|c| c.server.arch() == Arch::Hybrid);
+    let mut md = if hybrid {
+        String::from(
+            "| claim | verdict | evidence | hybrid (access JWT + refresh) |\n|---|---|---|---|\n",
+        )
+    } else {
+        String::from("| claim | verdict | evidence |\n|---|---|---|\n")
+    };
     for c in claims::decide(cells, scope) {
-        let _ = writeln!(
+        let _ = write!(
             md,
             "| {} | **{}** | {} |",
             c.claim,
             c.verdict.name(),
             c.evidence
         );
+        if hybrid {
+            let _ = write!(md, " {} |", c.hybrid.as_deref().unwrap_or("–"));
+        }
+        md.push('\n');
     }
     md
 }
@@ -275,11 +284,16 @@ fn targets(cells: Cells) -> Vec<String> {
 /// `charts` (a path from the README).
 pub fn readme_block(record: &RunRecord, charts: &str) -> String {
     let cells = Cells(&record.cells);
-    let mut md = String::from("| claim | verdict | evidence |\n|---|---|---|\n");
-    md.push_str(&claims_rows(cells, Scope::Reference));
+    let mut md = claims_table(cells, Scope::Reference);
     md.push_str("\nTargets:\n\n");
     for line in targets(cells) {
         let _ = writeln!(md, "{line}");
+    }
+    if let Some(table) = super::hybrid::decision(record) {
+        let _ = write!(
+            md,
+            "\nWhich should I pick (measured in this run):\n\n{table}"
+        );
     }
     for (name, alt) in [
         ("cpu_per_request.svg", "server CPU per request"),

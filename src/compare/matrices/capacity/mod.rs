@@ -87,6 +87,7 @@ pub fn cases(r: &Runner) -> Vec<(Server, Policy)> {
     v.push((Server::StatefulMemory, Policy::ConsistentHash));
     if r.redis.is_some() {
         v.push((Server::StatefulRedis, NO_AFFINITY));
+        v.push((Server::HybridRedis, NO_AFFINITY));
     }
     if wants_cluster(r) {
         v.push((Server::StatefulRedisCluster, NO_AFFINITY));
@@ -206,7 +207,7 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
                 cell.store_budget = placement.store_cpu();
             }
             cell.store_nodes = match server {
-                Server::StatefulRedis => Some(1),
+                Server::StatefulRedis | Server::HybridRedis => Some(1),
                 Server::StatefulRedisCluster => Some(CLUSTER_MASTERS),
                 _ => None,
             };
