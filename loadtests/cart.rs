@@ -2,7 +2,9 @@
 //! `GET /cart` after each addition, then logs in again with an empty cart.
 //! On the stateless server every addition returns a larger token, which the
 //! next request carries; on the stateful server the request stays the same
-//! size. Works against either: it follows whatever `/login` hands out.
+//! size. Works against any of them: it follows whatever `/login` hands out,
+//! and on a hybrid server refreshes its access token as the hybrid user
+//! does.
 
 use std::sync::Arc;
 
@@ -43,6 +45,8 @@ async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
 }
 
 async fn shop(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    // On a hybrid server, the access token is refreshed as it nears expiry.
+    super::hybrid::refresh_if_due(user, shared).await?;
     let target = shared.cart_items;
     if target == 0 {
         // An empty cart: only reads, the credential stays as small as it gets.

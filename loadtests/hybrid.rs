@@ -47,6 +47,13 @@ async fn start(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
 }
 
 async fn profile(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
+    refresh_if_due(user, shared).await?;
+    authorized_get(user, shared, "/profile", "profile").await
+}
+
+/// Refreshes the pair if the access token nears its expiry (only a hybrid
+/// server's login sets when: on other servers this does nothing).
+pub(crate) async fn refresh_if_due(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     let due = user
         .get_session_data::<State>()
         .and_then(|s| s.refresh_at)
@@ -54,7 +61,7 @@ async fn profile(user: &mut GooseUser, shared: &Shared) -> TransactionResult {
     if due {
         refresh(user, shared).await?;
     }
-    authorized_get(user, shared, "/profile", "profile").await
+    Ok(())
 }
 
 /// `POST /refresh` with the user's refresh token, keeping the new pair. A

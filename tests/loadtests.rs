@@ -137,6 +137,25 @@ async fn hybrid_scenario_refreshes_and_runs_clean() {
     .await;
 }
 
+/// The shopper on a hybrid server whose access tokens expire within the
+/// run: it refreshes them, so an empty cart (reads only, never a new
+/// login) runs clean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shopper_refreshes_on_a_hybrid_server() {
+    let server = common::serve(short_lived_hybrid(), Default::default()).await;
+    let config = LoadConfig {
+        users: 2,
+        run_time: Duration::from_secs(3),
+        cart_items: 0,
+        ..LoadConfig::new(server.url(""), ScenarioKind::Cart)
+    };
+    let result = run(&config).await.expect("load run");
+    assert_eq!(result.total_failures(), 0, "{}", result.table());
+    let refreshes = result.requests.get("POST refresh").map_or(0, |r| r.count());
+    assert!(refreshes > 0, "{}", result.table());
+    common::shutdown(server).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_storm_runs_clean() {
     check(

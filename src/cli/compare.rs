@@ -17,7 +17,7 @@ pub struct CompareArgs {
     #[arg(long, value_enum, default_value = "both")]
     pub balancer: crate::compare::BalancerChoice,
     /// Seconds per cell (default 2 with --quick, 5 otherwise; failure cells
-    /// run three times as long).
+    /// run two and a half times as long).
     #[arg(long, value_name = "SECS")]
     pub run_time: Option<u64>,
     /// Results directory: the report goes to <DIR>/REPORT.md, raw data to

@@ -46,7 +46,7 @@ fn duration(r: &Runner) -> Duration {
     if r.quick() && r.opts.run_time.is_none() {
         Duration::from_secs(4)
     } else {
-        r.opts.cell_time() * 3
+        r.opts.cell_time() * 5 / 2
     }
 }
 
