@@ -24,8 +24,8 @@ pub const POLL: Duration = Duration::from_millis(20);
 /// One design's measured delay.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Revocation {
-    /// The design as the report names it (`stateless HS256`, …).
-    pub design: String,
+    /// The server probed.
+    pub server: Server,
     /// Whether the server kept a denylist (`--revocation denylist`).
     pub denylist: bool,
     /// The lifetime of its tokens (access tokens on the hybrid server),
@@ -71,11 +71,7 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
             _ => None,
         };
         let replicas = r.fleet(&spec, 1).await?;
-        let design = if denylist {
-            format!("{server} + denylist")
-        } else {
-            server.to_string()
-        };
+        let design = design(server, denylist);
         let probe = probe(&replicas[0].url, ttl.unwrap_or(0)).await;
         drop(replicas);
         match probe {
@@ -86,7 +82,7 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
                     if refused { "" } else { " (never refused)" }
                 ));
                 out.push(Revocation {
-                    design,
+                    server,
                     denylist,
                     ttl_secs: ttl,
                     delay_ms: delay.as_secs_f64() * 1e3,
@@ -101,6 +97,22 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
         }
     }
     Ok(out)
+}
+
+/// The design as the report names it: the server, and its denylist.
+pub fn design(server: Server, denylist: bool) -> String {
+    if denylist {
+        format!("{server} + denylist")
+    } else {
+        server.to_string()
+    }
+}
+
+impl Revocation {
+    /// The design as the report names it.
+    pub fn design(&self) -> String {
+        design(self.server, self.denylist)
+    }
 }
 
 /// Logs in and out on `base`, then tries the old credential until it is

@@ -126,12 +126,12 @@ pub fn section(record: &RunRecord, heading: &str) -> Option<String> {
     Some(md)
 }
 
-/// The revocation delay of `design` (without and with its denylist), as
+/// The revocation delay of `server` (without and with its denylist), as
 /// the decision table shows it.
-fn delay(rows: &[Revocation], design: &str) -> String {
+fn delay(rows: &[Revocation], server: Server) -> String {
     let of = |denylist: bool| {
         rows.iter()
-            .find(|r| r.design.starts_with(design) && r.denylist == denylist)
+            .find(|r| r.server == server && r.denylist == denylist)
     };
     let secs = |r: &Revocation| {
         if r.delay_ms == 0.0 {
@@ -168,28 +168,28 @@ pub fn decision(record: &RunRecord) -> Option<String> {
     let rows = [
         (
             "stateless (JWT)",
-            delay(&record.revocation, "stateless"),
+            delay(&record.revocation, Server::Stateless(TokenAlg::HS256)),
             Server::Stateless(TokenAlg::HS256),
             lost(Server::Stateless(TokenAlg::HS256), Policy::RoundRobin),
             bytes(Server::Stateless(TokenAlg::HS256)),
         ),
         (
             "stateful, sessions in memory (sticky)",
-            delay(&record.revocation, "stateful"),
+            delay(&record.revocation, Server::StatefulMemory),
             Server::StatefulMemory,
             lost(Server::StatefulMemory, Policy::Sticky),
             bytes(Server::StatefulMemory),
         ),
         (
             "stateful, sessions in Redis",
-            delay(&record.revocation, "stateful"),
+            delay(&record.revocation, Server::StatefulMemory),
             Server::StatefulRedis,
             lost(Server::StatefulRedis, Policy::RoundRobin),
             bytes(Server::StatefulMemory),
         ),
         (
             "hybrid (access JWT + refresh families in Redis)",
-            delay(&record.revocation, "hybrid"),
+            delay(&record.revocation, Server::HybridMemory),
             Server::HybridMemory,
             lost(Server::HybridRedis, Policy::RoundRobin),
             bytes(Server::HybridMemory),
@@ -242,7 +242,7 @@ fn revocation(md: &mut String, rows: &[Revocation]) {
             format!("{:.2} s", r.delay_ms / 1e3)
         };
         let never = if r.refused { "" } else { " (never refused)" };
-        let _ = writeln!(md, "| {} | {ttl} | {delay}{never} |", r.design);
+        let _ = writeln!(md, "| {} | {ttl} | {delay}{never} |", r.design());
     }
 }
 
@@ -410,8 +410,8 @@ mod tests {
         let old = record(Vec::new(), Vec::new());
         assert!(section(&old, "## 9.").is_none());
         assert!(decision(&old).is_none());
-        let probed = |design: &str, denylist, delay_ms| Revocation {
-            design: design.into(),
+        let probed = |server, denylist, delay_ms| Revocation {
+            server,
             denylist,
             ttl_secs: Some(2),
             delay_ms,
@@ -420,9 +420,9 @@ mod tests {
         let run = record(
             vec![equal_rate(Server::HybridMemory, 2, 1_000)],
             vec![
-                probed("stateless HS256", false, 2_400.0),
-                probed("stateless HS256 + denylist", true, 0.0),
-                probed("hybrid memory", false, 2_900.0),
+                probed(Server::Stateless(TokenAlg::HS256), false, 2_400.0),
+                probed(Server::Stateless(TokenAlg::HS256), true, 0.0),
+                probed(Server::HybridMemory, false, 2_900.0),
             ],
         );
         let table = decision(&run).unwrap();
@@ -435,10 +435,12 @@ mod tests {
             "{table}"
         );
         let md = section(&run, "## 9.").unwrap();
-        assert!(md.contains("| hybrid memory | 2.0 |"), "{md}");
-        assert!(
-            md.contains("| stateless HS256 + denylist | 2 s | 0 (refused at once) |"),
-            "{md}"
+        let hybrid = format!("| {} | 2.0 |", Server::HybridMemory);
+        assert!(md.contains(&hybrid), "{md}");
+        let denylisted = format!(
+            "| {} + denylist | 2 s | 0 (refused at once) |",
+            Server::Stateless(TokenAlg::HS256)
         );
+        assert!(md.contains(&denylisted), "{md}");
     }
 }
