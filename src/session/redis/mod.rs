@@ -38,8 +38,11 @@ pub(crate) use self::conn::{client, connect_client};
 pub const BUCKETS: u32 = 128;
 
 /// Compare-and-set rounds [`SessionStore::update_atomic`] tries before it
-/// gives up on a session that other writers keep changing.
-const MAX_SWAP_ROUNDS: usize = 32;
+/// gives up on a session that other writers keep changing. Every lost
+/// round is another writer's won one, so this bounds only starvation: with
+/// four writers on one key, 32 rounds were lost in a row about once in
+/// 8,000 updates.
+const MAX_SWAP_ROUNDS: usize = 1_000;
 
 /// Sessions in a Redis server or a Redis Cluster.
 pub struct RedisStore {
@@ -329,7 +332,9 @@ impl SessionStore for RedisStore {
             match swapped {
                 1 => return Ok(Some(r)),
                 0 => return Ok(None),
-                _ => continue,
+                // Lost to another writer: let the others run before trying
+                // again, so that writers in lockstep do not keep colliding.
+                _ => tokio::task::yield_now().await,
             }
         }
         Err(StoreError::Unavailable(format!(
