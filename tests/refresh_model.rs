@@ -198,20 +198,13 @@ fn steps() -> impl Strategy<Value = Vec<Transition>> {
     proptest::collection::vec(transition(), 1..60)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 struct AgainstModel {
     tested: Vec<&'static str>,
 }
 
 impl StoreVisitor for AgainstModel {
     fn visit<A: MapAdapter>(&mut self) {
-        let rt = runtime();
+        let rt = common::runtime();
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(128));
         let outcome = runner.run(&steps(), |steps| {
             rt.block_on(run(MapStore::<A>::new(CONFIG), steps))
@@ -236,7 +229,7 @@ fn refresh_families_match_the_model_on_every_registered_store() {
 }
 
 fn redis_matches_model(url: &str, cases: u32) {
-    let rt = runtime();
+    let rt = common::runtime();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     runner
         .run(&steps(), |steps| {

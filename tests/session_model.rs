@@ -191,13 +191,6 @@ fn steps() -> impl Strategy<Value = Vec<Transition>> {
     proptest::collection::vec(transition(), 1..60)
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// Runs the model against one store type, 256 random transition lists.
 struct AgainstModel {
     tested: Vec<&'static str>,
@@ -205,7 +198,7 @@ struct AgainstModel {
 
 impl StoreVisitor for AgainstModel {
     fn visit<A: MapAdapter>(&mut self) {
-        let rt = runtime();
+        let rt = common::runtime();
         let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(256));
         let outcome = runner.run(&steps(), |steps| {
             rt.block_on(run(MapStore::<A>::new(CONFIG), steps))
@@ -231,7 +224,7 @@ fn every_registered_store_matches_model() {
 /// The model against the Redis store at `url`, `cases` random transition
 /// lists, each under a key prefix of its own.
 fn redis_matches_model(url: &str, cases: u32) {
-    let rt = runtime();
+    let rt = common::runtime();
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(cases));
     runner
         .run(&steps(), |steps| {

@@ -179,6 +179,15 @@ pub fn redis_cluster_url(test: &str) -> Option<String> {
     }
 }
 
+/// A current-thread runtime, for tests that drive async stores from a
+/// proptest runner.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// A key prefix no other test or run uses.
 pub fn unique_prefix() -> String {
     format!("sbtest:{:016x}", rand::random::<u64>())
