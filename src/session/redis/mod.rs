@@ -194,6 +194,29 @@ impl RedisStore {
         }
     }
 
+    /// Writes `session` back under `id` through `script`: PUT (if it still
+    /// exists), or SWAP (if it is still exactly `read`). The script's answer.
+    async fn write_back(
+        &self,
+        script: &redis::Script,
+        id: SessionId,
+        read: Option<Vec<u8>>,
+        session: &Session,
+    ) -> Result<i64, StoreError> {
+        let keys = self.keys(id);
+        let mut invocation = script.key(keys.session);
+        invocation.key(keys.index);
+        if let Some(read) = read {
+            invocation.arg(read);
+        }
+        invocation
+            .arg(encode(session))
+            .arg(self.config.idle_ttl_ms)
+            .arg(id.to_string());
+        let mut c = self.conn.clone();
+        invocation.invoke_async(&mut c).await.map_err(unavailable)
+    }
+
     /// Reserves a place under the cap in a cluster's counter.
     async fn reserve(&self) -> Result<(), StoreError> {
         let mut c = self.conn.clone();
@@ -280,19 +303,9 @@ impl SessionStore for RedisStore {
             return Ok(None);
         };
         let r = f(&mut session);
-        let keys = self.keys(id);
-        let mut c = self.conn.clone();
-        let written: i64 = self
-            .scripts
-            .put
-            .key(keys.session)
-            .key(keys.index)
-            .arg(encode(&session))
-            .arg(self.config.idle_ttl_ms)
-            .arg(id.to_string())
-            .invoke_async(&mut c)
-            .await
-            .map_err(unavailable)?;
+        let written = self
+            .write_back(&self.scripts.put, id, None, &session)
+            .await?;
         // Removed between the read and the write (a concurrent logout).
         Ok((written == 1).then_some(r))
     }
@@ -315,20 +328,9 @@ impl SessionStore for RedisStore {
             };
             let mut session = decode(&read)?;
             let r = f(&mut session);
-            let keys = self.keys(id);
-            let mut c = self.conn.clone();
-            let swapped: i64 = self
-                .scripts
-                .swap
-                .key(keys.session)
-                .key(keys.index)
-                .arg(read)
-                .arg(encode(&session))
-                .arg(self.config.idle_ttl_ms)
-                .arg(id.to_string())
-                .invoke_async(&mut c)
-                .await
-                .map_err(unavailable)?;
+            let swapped = self
+                .write_back(&self.scripts.swap, id, Some(read), &session)
+                .await?;
             match swapped {
                 1 => return Ok(Some(r)),
                 0 => return Ok(None),
