@@ -64,9 +64,10 @@ impl fmt::Debug for Digest {
 /// Stored as 64 hex digits (in Redis's JSON records).
 impl Serialize for Digest {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use std::fmt::Write as _;
         let mut hex = String::with_capacity(64);
         for b in self.0 {
-            hex.push_str(&format!("{b:02x}"));
+            let _ = write!(hex, "{b:02x}");
         }
         s.serialize_str(&hex)
     }
