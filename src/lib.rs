@@ -15,7 +15,7 @@
 //!   and the hybrid server's refresh families kept in any store
 //!   ([`session::refresh`]);
 //! - [`revocation`]: the optional token denylist of the stateless and hybrid
-//!   servers;
+//!   servers, per process or shared by replicas through Redis;
 //! - [`metrics`]: the Prometheus counters behind `GET /metrics`;
 //! - [`server`]: the four reference servers, each built in one place
 //!   (`server::{stateless, stateful, hybrid, ws}::build`), [`server::Arch`]

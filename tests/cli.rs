@@ -332,6 +332,37 @@ fn bad_flags_are_one_line_errors() {
     );
     let out = bin().args(["serve", "--arch", "nope"]).output().unwrap();
     assert!(!out.status.success());
+    for (args, want) in [
+        (
+            &["--denylist-redis", "redis://127.0.0.1:1"][..],
+            "error: --denylist-redis needs --revocation denylist",
+        ),
+        (
+            &[
+                "--revocation",
+                "denylist",
+                "--denylist-redis",
+                "redis-cluster://127.0.0.1:1",
+            ][..],
+            "error: --denylist-redis: ",
+        ),
+    ] {
+        let out = bin()
+            .args(["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .env(
+                "STATEBENCH_JWT_SECRET",
+                "a-secret-of-at-least-thirty-two-bytes",
+            )
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            err.trim().starts_with(want) && err.trim().lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
 }
 
 #[test]

@@ -466,7 +466,9 @@ async fn the_revocation_probe_measures_what_outlives_a_logout() {
         Default::default(),
     )
     .await;
-    let (delay, refused) = probe(&stateless.url(""), 1).await.unwrap();
+    let (delay, refused) = probe(&stateless.url(""), &stateless.url(""), 1)
+        .await
+        .unwrap();
     assert!(refused);
     // Valid through the second of its exp: between 1 and 2 s after signing.
     assert!(
@@ -483,7 +485,7 @@ async fn the_revocation_probe_measures_what_outlives_a_logout() {
         Default::default(),
     )
     .await;
-    let (delay, refused) = probe(&hybrid.url(""), 1).await.unwrap();
+    let (delay, refused) = probe(&hybrid.url(""), &hybrid.url(""), 1).await.unwrap();
     assert!(refused && delay.as_secs_f64() > 0.5, "{delay:?}");
     for app in [
         common::stateful_app(),
@@ -492,7 +494,7 @@ async fn the_revocation_probe_measures_what_outlives_a_logout() {
     ] {
         let server = common::serve(app, Default::default()).await;
         assert_eq!(
-            probe(&server.url(""), 1).await.unwrap(),
+            probe(&server.url(""), &server.url(""), 1).await.unwrap(),
             (std::time::Duration::ZERO, true)
         );
     }

@@ -22,8 +22,9 @@ use crate::token::TokenService;
 pub enum Revocation {
     /// Nothing: a token stays valid until it expires.
     None,
-    /// Remember revoked token ids until they expire (a per-process map,
-    /// looked up on every request).
+    /// Remember revoked token ids until they expire (a map looked up on
+    /// every request; per process unless shared through Redis, see
+    /// --denylist-redis).
     Denylist,
 }
 
@@ -67,6 +68,13 @@ pub struct ServeArgs {
     /// [stateless, hybrid] Most revoked token ids remembered (logout answers 503 beyond).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_revoked: usize,
+    /// [stateless, hybrid] Share the denylist through this Redis server
+    /// (redis://): a logout on any replica is refused by all of them within
+    /// a pub/sub hop, and a replica that starts later loads the revocations
+    /// in force before it serves. The hybrid server shares it through its
+    /// --store by default when that is a redis:// URL.
+    #[arg(long, value_name = "URL")]
+    pub denylist_redis: Option<String>,
 
     /// [hybrid] Access-token lifetime in seconds.
     #[arg(long, value_name = "SECS", default_value_t = hybrid::DEFAULT_ACCESS_TTL_SECS)]
@@ -95,7 +103,7 @@ pub struct ServeArgs {
     /// [stateful] Mark the session cookie `Secure` (when served behind TLS).
     #[arg(long)]
     pub cookie_secure: bool,
-    /// [stateful, hybrid, ws] Key prefix in Redis (isolates runs sharing a server).
+    /// [stateful, hybrid, ws, shared denylist] Key prefix in Redis (isolates runs sharing a server).
     #[arg(long, default_value = "statebench")]
     pub redis_prefix: String,
 
@@ -157,8 +165,47 @@ fn tokens(args: &ServeArgs, ttl: u64) -> anyhow::Result<Arc<TokenService>> {
     Ok(Arc::new(TokenService::new(keys, ttl, args.leeway)))
 }
 
-fn denylist(args: &ServeArgs) -> Option<Arc<Denylist>> {
-    (args.revocation == Revocation::Denylist).then(|| Arc::new(Denylist::new(args.max_revoked)))
+/// The denylist `--revocation` asks for: per process, or shared through
+/// Redis (then loaded before this returns, unless a signal comes first).
+async fn denylist(
+    args: &ServeArgs,
+    lifecycle: &Lifecycle,
+) -> anyhow::Result<Option<Arc<Denylist>>> {
+    if args.revocation == Revocation::None {
+        anyhow::ensure!(
+            args.denylist_redis.is_none(),
+            "--denylist-redis needs --revocation denylist"
+        );
+        return Ok(None);
+    }
+    let store_is_one_redis = args.arch == Arch::Hybrid
+        && crate::session::redis::conn::is_redis_url(&args.store)
+        && crate::session::redis::conn::cluster_nodes(&args.store).is_none();
+    let url = match &args.denylist_redis {
+        Some(url) => url,
+        None if store_is_one_redis => &args.store,
+        None => {
+            if args.store != "memory" {
+                tracing::warn!(
+                    "the denylist is per process; pass --denylist-redis redis://... to share it"
+                );
+            }
+            return Ok(Some(Arc::new(Denylist::new(args.max_revoked))));
+        }
+    };
+    let list = Denylist::shared(
+        args.max_revoked,
+        url,
+        &args.redis_prefix,
+        &lifecycle.stop,
+        &lifecycle.tasks,
+    )
+    .map_err(|e| anyhow::anyhow!("--denylist-redis: {e}"))?;
+    tracing::info!("loading the shared denylist from Redis");
+    tokio::select! {
+        () = list.ready() => Ok(Some(list)),
+        () = crate::server::shutdown_signal() => anyhow::bail!("stopped before the shared denylist was loaded"),
+    }
 }
 
 /// The store `--store` names, opened.
@@ -215,7 +262,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arch::Stateless => stateless::build(
             stateless::Config {
                 tokens: tokens(&args, args.token_ttl)?,
-                denylist: denylist(&args),
+                denylist: denylist(&args, &lifecycle).await?,
             },
             &base,
             &lifecycle,
@@ -243,7 +290,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 max_sessions: args.max_sessions,
             };
             let tokens = tokens(&args, args.access_ttl)?;
-            let denylist = denylist(&args);
+            let denylist = denylist(&args, &lifecycle).await?;
             over_store!(open_store(&args, store).await?, |store| {
                 hybrid::build(
                     hybrid::Config {

@@ -8,6 +8,9 @@
 //!
 //! A JWT is valid through the second of its `exp`, so a token that lives
 //! T seconds works for between T and T + 1 seconds after it was signed.
+//!
+//! The shared denylist is probed across two replicas on Redis: the logout
+//! goes to one, the old credential to the other.
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,10 @@ pub struct Revocation {
     pub server: Server,
     /// Whether the server kept a denylist (`--revocation denylist`).
     pub denylist: bool,
+    /// Replicas probed: with 2, the logout goes to one and the old
+    /// credential to the other (through a denylist shared in Redis).
+    #[serde(default = "one")]
+    pub replicas: usize,
     /// The lifetime of its tokens (access tokens on the hybrid server),
     /// `None` for the stateful server's sessions.
     pub ttl_secs: Option<u64>,
@@ -37,22 +44,27 @@ pub struct Revocation {
     pub refused: bool,
 }
 
+fn one() -> usize {
+    1
+}
+
 /// The designs probed: each server without and, where it has one, with
-/// its denylist.
-fn designs() -> [(Server, bool); 5] {
+/// its denylist (on one replica, and the hybrid's shared by two).
+fn designs() -> [(Server, bool, usize); 6] {
     [
-        (Server::Stateless(crate::keys::TokenAlg::HS256), false),
-        (Server::Stateless(crate::keys::TokenAlg::HS256), true),
-        (Server::StatefulMemory, false),
-        (Server::HybridMemory, false),
-        (Server::HybridMemory, true),
+        (Server::Stateless(crate::keys::TokenAlg::HS256), false, 1),
+        (Server::Stateless(crate::keys::TokenAlg::HS256), true, 1),
+        (Server::StatefulMemory, false, 1),
+        (Server::HybridMemory, false, 1),
+        (Server::HybridMemory, true, 1),
+        (Server::HybridRedis, true, 2),
     ]
 }
 
-/// Probes every design, one replica at a time.
+/// Probes every design in turn.
 pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
     let mut out = Vec::new();
-    for (server, denylist) in designs() {
+    for (server, denylist, replicas) in designs() {
         r.check_stop()?;
         let Some(mut spec) = r.spec(server, false) else {
             continue;
@@ -67,13 +79,14 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
                     .extend(["--token-ttl".into(), TTL_SECS.to_string()]);
                 Some(TTL_SECS)
             }
-            Server::HybridMemory => Some(HYBRID_ACCESS_TTL_SECS),
+            Server::HybridMemory | Server::HybridRedis => Some(HYBRID_ACCESS_TTL_SECS),
             _ => None,
         };
-        let replicas = r.fleet(&spec, 1).await?;
-        let design = design(server, denylist);
-        let probe = probe(&replicas[0].url, ttl.unwrap_or(0)).await;
-        drop(replicas);
+        let fleet = r.fleet(&spec, replicas).await?;
+        let design = design(server, denylist, replicas);
+        let (first, last) = (&fleet[0].url, &fleet[replicas - 1].url);
+        let probe = probe(first, last, ttl.unwrap_or(0)).await;
+        drop(fleet);
         match probe {
             Ok((delay, refused)) => {
                 r.progress.say(format!(
@@ -84,6 +97,7 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
                 out.push(Revocation {
                     server,
                     denylist,
+                    replicas,
                     ttl_secs: ttl,
                     delay_ms: delay.as_secs_f64() * 1e3,
                     refused,
@@ -100,25 +114,25 @@ pub async fn run(r: &mut Runner) -> anyhow::Result<Vec<Revocation>> {
 }
 
 /// The design as the report names it: the server, and its denylist.
-pub fn design(server: Server, denylist: bool) -> String {
-    if denylist {
-        format!("{server} + denylist")
-    } else {
-        server.to_string()
+pub fn design(server: Server, denylist: bool, replicas: usize) -> String {
+    match (denylist, replicas) {
+        (false, _) => server.to_string(),
+        (true, 1) => format!("{server} + denylist"),
+        (true, n) => format!("{server} + denylist shared by {n} replicas"),
     }
 }
 
 impl Revocation {
     /// The design as the report names it.
     pub fn design(&self) -> String {
-        design(self.server, self.denylist)
+        design(self.server, self.denylist, self.replicas)
     }
 }
 
-/// Logs in and out on `base`, then tries the old credential until it is
-/// refused or `ttl + 2` seconds have passed: the delay, and whether it
-/// was refused.
-pub async fn probe(base: &str, ttl: u64) -> anyhow::Result<(Duration, bool)> {
+/// Logs in and out on `base`, then tries the old credential on `tried`
+/// (the same server, or another replica) until it is refused or `ttl + 2`
+/// seconds have passed: the delay, and whether it was refused.
+pub async fn probe(base: &str, tried: &str, ttl: u64) -> anyhow::Result<(Duration, bool)> {
     // The old credential is replayed by hand, as a copy of it would be: a
     // cookie store would honour the logout's cleared cookie.
     let http = reqwest::Client::builder()
@@ -157,8 +171,8 @@ pub async fn probe(base: &str, ttl: u64) -> anyhow::Result<(Duration, bool)> {
     let give_up = Duration::from_secs(ttl + 2);
     let mut last_answer = Duration::ZERO;
     while out.elapsed() < give_up {
-        let tried = with(http.get(format!("{base}/profile"))).send().await?;
-        match tried.status().as_u16() {
+        let answer = with(http.get(format!("{tried}/profile"))).send().await?;
+        match answer.status().as_u16() {
             200 => last_answer = out.elapsed(),
             403 => return Ok((last_answer, true)),
             s => anyhow::bail!("the old credential got {s}"),
@@ -170,5 +184,5 @@ pub async fn probe(base: &str, ttl: u64) -> anyhow::Result<(Duration, bool)> {
 
 /// Seconds the probes take: the token lifetimes waited out, and starts.
 pub fn planned_secs() -> u64 {
-    3 * (TTL_SECS + 1) + 2
+    3 * (TTL_SECS + 1) + 3
 }

@@ -16,7 +16,8 @@
 //! - `POST /logout` with the access token → 204: the family is revoked, so
 //!   no refresh works again. The access token itself stays valid until its
 //!   `exp` (at most the access TTL), unless the server keeps a denylist
-//!   (`--revocation denylist`), which refuses it at once.
+//!   (`--revocation denylist`), which refuses it at once (on every replica
+//!   when the denylist is [shared](crate::revocation::shared)).
 //!
 //! An access token's `jti` is its family's id: every access token of one
 //! login shares it (as cart updates keep the `jti` on the stateless server),
@@ -27,14 +28,16 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 
 use super::counted::Counted;
-use super::stateless::{Forbidden, StatelessState, TokenBody, Unsigned, authenticate, sign_capped};
+use super::stateless::{
+    Forbidden, StatelessState, TokenBody, Unsigned, authenticate, revoke_refused, sign_capped,
+};
 use super::{Lifecycle, input_error};
 use crate::model::{Cart, CartItem, CartView, InputError, LoginRequest, User, parse_body};
 use crate::revocation::Denylist;
@@ -259,9 +262,10 @@ async fn refresh<S: SessionStore>(State(state): State<Shared<S>>, body: Bytes) -
             // they can live at most the access TTL from now.
             if let Some(d) = &state.access.denylist {
                 let until = state.access.clock.now_secs() + state.access.tokens.ttl_secs();
-                if d.revoke(&presented.family.to_string(), until).is_err() {
+                if let Err(e) = d.revoke(&presented.family.to_string(), until).await {
                     tracing::warn!(
-                        "denylist full: a reused family's access tokens live until they expire"
+                        error = %e,
+                        "a reused family's access tokens may live until they expire"
                     );
                 }
             }
@@ -282,14 +286,9 @@ async fn logout<S: SessionStore>(
         return store_error(&state.access.metrics, e);
     }
     if let Some(d) = &state.access.denylist
-        && d.revoke(&family.to_string(), claims.exp).is_err()
+        && let Err(e) = d.revoke(&family.to_string(), claims.exp).await
     {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "revocation denylist is full",
-        )
-            .into_response();
+        return revoke_refused(&e);
     }
     StatusCode::NO_CONTENT.into_response()
 }

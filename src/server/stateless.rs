@@ -25,7 +25,7 @@ use super::{input_error, reject};
 use crate::clock::SharedClock;
 use crate::metrics::Metrics;
 use crate::model::{CartItem, CartView, LoginRequest, parse_body};
-use crate::revocation::Denylist;
+use crate::revocation::{Denylist, RevokeError};
 use crate::token::{self, Claims, MAX_TOKEN_LEN, TokenError, TokenService};
 
 /// Everything the stateless handlers share.
@@ -233,16 +233,23 @@ async fn logout(
         .and_then(|v| v.to_str().ok())
         .map_or("", token::from_authorization);
     if let Some(d) = &state.denylist
-        && d.revoke(claims.revocation_key(token), claims.exp).is_err()
+        && let Err(e) = d.revoke(claims.revocation_key(token), claims.exp).await
     {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "revocation denylist is full",
-        )
-            .into_response();
+        return revoke_refused(&e);
     }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// 503 with Retry-After for a logout whose revocation was not recorded
+/// everywhere (a retry records it; recording one twice is harmless).
+pub(crate) fn revoke_refused(e: &RevokeError) -> Response {
+    tracing::warn!(error = %e, "logout not recorded everywhere");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        e.to_string(),
+    )
+        .into_response()
 }
 
 async fn metrics_handler(State(state): State<Shared>) -> Response {

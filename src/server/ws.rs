@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use super::{Lifecycle, reject};
 use crate::metrics::Metrics;
+use crate::session::redis::pubsub::{self, Channels};
 
 /// Limits of the WebSocket server.
 #[derive(Debug, Clone, Copy)]
@@ -245,43 +246,27 @@ async fn subscribe_loop(
     metrics: Arc<Metrics>,
     ready: watch::Sender<bool>,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let subscribed = async {
-            let mut ps = client.get_async_pubsub().await?;
-            ps.psubscribe(format!("{prefix}*")).await?;
-            redis::RedisResult::Ok(ps)
+    let deliver = |channel: &str, payload: &[u8]| {
+        let Some(room) = channel.strip_prefix(prefix.as_str()) else {
+            return;
         };
-        match subscribed.await {
-            Ok(ps) => {
-                backoff = Duration::from_millis(100);
-                ready.send_replace(true);
-                let mut messages = ps.into_on_message();
-                while let Some(m) = messages.next().await {
-                    let Some(room) = m.get_channel_name().strip_prefix(prefix.as_str()) else {
-                        continue;
-                    };
-                    let msg = match m.get_payload_bytes().split_first() {
-                        Some((b't', text)) => match std::str::from_utf8(text) {
-                            Ok(t) => Message::Text(t.into()),
-                            Err(_) => continue,
-                        },
-                        Some((b'b', data)) => Message::Binary(Bytes::copy_from_slice(data)),
-                        _ => continue,
-                    };
-                    rooms.deliver(room, msg);
-                }
-                ready.send_replace(false);
-                tracing::warn!("backplane subscription lost; reconnecting");
-            }
-            Err(e) => {
-                metrics.store_errors.inc();
-                tracing::warn!(error = %e, "backplane unavailable; retrying");
-            }
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(2));
-    }
+        let msg = match payload.split_first() {
+            Some((b't', text)) => match std::str::from_utf8(text) {
+                Ok(t) => Message::Text(t.into()),
+                Err(_) => return,
+            },
+            Some((b'b', data)) => Message::Binary(Bytes::copy_from_slice(data)),
+            _ => return,
+        };
+        rooms.deliver(room, msg);
+    };
+    // Room messages are live traffic: what was sent while away is gone.
+    let caught_up = || std::future::ready(Ok(()));
+    let channels = Channels::Prefix(prefix.clone());
+    let failed = |_: &redis::RedisError| {
+        metrics.store_errors.inc();
+    };
+    pubsub::listen(client, channels, ready, caught_up, deliver, failed).await;
 }
 
 /// The WebSocket server's routes.

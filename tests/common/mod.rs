@@ -49,11 +49,12 @@ pub fn tokens() -> Arc<TokenService> {
 
 /// A stateless server over `tokens`, with or without the denylist.
 pub fn stateless_with(tokens: Arc<TokenService>, denylist: bool, base: &Base) -> Router {
-    let config = stateless::Config {
-        tokens,
-        denylist: denylist.then(|| Arc::new(Denylist::new(1000))),
-    };
-    stateless::build(config, base, &Lifecycle::default())
+    let denylist = denylist.then(|| Arc::new(Denylist::new(1000)));
+    stateless::build(
+        stateless::Config { tokens, denylist },
+        base,
+        &Lifecycle::default(),
+    )
 }
 
 pub fn stateless_app(denylist: bool) -> Router {
@@ -77,10 +78,21 @@ pub fn hybrid_with<S: SessionStore>(
     denylist: bool,
     base: &Base,
 ) -> Router {
+    let denylist = denylist.then(|| Arc::new(Denylist::new(1000)));
+    hybrid_over(store, tokens, denylist, base)
+}
+
+/// A hybrid server over `store` and `tokens`, with `denylist` if any.
+pub fn hybrid_over<S: SessionStore>(
+    store: S,
+    tokens: Arc<TokenService>,
+    denylist: Option<Arc<Denylist>>,
+    base: &Base,
+) -> Router {
     let config = hybrid::Config {
         tokens,
         store: Arc::new(store),
-        denylist: denylist.then(|| Arc::new(Denylist::new(1000))),
+        denylist,
     };
     hybrid::build(config, base, &Lifecycle::default())
 }

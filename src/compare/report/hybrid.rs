@@ -126,21 +126,31 @@ pub fn section(record: &RunRecord, heading: &str) -> Option<String> {
     Some(md)
 }
 
-/// The revocation delay of `server` (without and with its denylist), as
-/// the decision table shows it.
-fn delay(rows: &[Revocation], server: Server) -> String {
+/// The revocation delay of a design served as any of `servers` (without
+/// and with its denylist, the one shared by most replicas), as the
+/// decision table shows it.
+fn delay(rows: &[Revocation], servers: &[Server]) -> String {
     let of = |denylist: bool| {
         rows.iter()
-            .find(|r| r.server == server && r.denylist == denylist)
+            .filter(|r| servers.contains(&r.server) && r.denylist == denylist)
+            .max_by_key(|r| r.replicas)
     };
     let secs = |r: &Revocation| {
         if r.delay_ms == 0.0 {
             "0".to_owned()
+        } else if r.delay_ms < 100.0 {
+            format!("{:.0} ms", r.delay_ms)
         } else {
             format!("{:.1} s", r.delay_ms / 1e3)
         }
     };
     match (of(false), of(true)) {
+        (Some(a), Some(b)) if b.replicas > 1 => format!(
+            "{} ({} with a denylist shared by {} replicas)",
+            secs(a),
+            secs(b),
+            b.replicas
+        ),
         (Some(a), Some(b)) => format!("{} ({} with a denylist)", secs(a), secs(b)),
         (Some(a), None) => secs(a),
         _ => "–".into(),
@@ -168,28 +178,31 @@ pub fn decision(record: &RunRecord) -> Option<String> {
     let rows = [
         (
             "stateless (JWT)",
-            delay(&record.revocation, Server::Stateless(TokenAlg::HS256)),
+            delay(&record.revocation, &[Server::Stateless(TokenAlg::HS256)]),
             Server::Stateless(TokenAlg::HS256),
             lost(Server::Stateless(TokenAlg::HS256), Policy::RoundRobin),
             bytes(Server::Stateless(TokenAlg::HS256)),
         ),
         (
             "stateful, sessions in memory (sticky)",
-            delay(&record.revocation, Server::StatefulMemory),
+            delay(&record.revocation, &[Server::StatefulMemory]),
             Server::StatefulMemory,
             lost(Server::StatefulMemory, Policy::Sticky),
             bytes(Server::StatefulMemory),
         ),
         (
             "stateful, sessions in Redis",
-            delay(&record.revocation, Server::StatefulMemory),
+            delay(&record.revocation, &[Server::StatefulMemory]),
             Server::StatefulRedis,
             lost(Server::StatefulRedis, Policy::RoundRobin),
             bytes(Server::StatefulMemory),
         ),
         (
             "hybrid (access JWT + refresh families in Redis)",
-            delay(&record.revocation, Server::HybridMemory),
+            delay(
+                &record.revocation,
+                &[Server::HybridMemory, Server::HybridRedis],
+            ),
             Server::HybridMemory,
             lost(Server::HybridRedis, Policy::RoundRobin),
             bytes(Server::HybridMemory),
@@ -228,7 +241,9 @@ fn revocation(md: &mut String, rows: &[Revocation]) {
          until it is refused. The delay runs from the logout's answer to the copy's last \
          answer. Tokens here live {} s; a JWT works through the second of its `exp`, so up to \
          a second more. The delay grows with the lifetime: a 15-minute stateless token stays \
-         valid up to 15 minutes after logout, a 5-minute access token up to 5.\n\n\
+         valid up to 15 minutes after logout, a 5-minute access token up to 5. Where the \
+         denylist is shared by replicas (through Redis pub/sub), the logout goes to one replica \
+         and the old credential to another: the delay is then the hop between them.\n\n\
          | design | token lifetime | still answered after logout |\n|---|---|---|",
         super::super::revocation::TTL_SECS
     );
@@ -238,6 +253,8 @@ fn revocation(md: &mut String, rows: &[Revocation]) {
             .map_or("– (a session)".into(), |s| format!("{s} s"));
         let delay = if r.delay_ms == 0.0 {
             "0 (refused at once)".to_owned()
+        } else if r.delay_ms < 10.0 {
+            format!("{:.3} s", r.delay_ms / 1e3)
         } else {
             format!("{:.2} s", r.delay_ms / 1e3)
         };
@@ -413,6 +430,7 @@ mod tests {
         let probed = |server, denylist, delay_ms| Revocation {
             server,
             denylist,
+            replicas: 1,
             ttl_secs: Some(2),
             delay_ms,
             refused: true,
@@ -423,6 +441,11 @@ mod tests {
                 probed(Server::Stateless(TokenAlg::HS256), false, 2_400.0),
                 probed(Server::Stateless(TokenAlg::HS256), true, 0.0),
                 probed(Server::HybridMemory, false, 2_900.0),
+                probed(Server::HybridMemory, true, 0.0),
+                Revocation {
+                    replicas: 2,
+                    ..probed(Server::HybridRedis, true, 3.0)
+                },
             ],
         );
         let table = decision(&run).unwrap();
@@ -431,7 +454,10 @@ mod tests {
             "{table}"
         );
         assert!(
-            table.contains("| hybrid (access JWT + refresh families in Redis) | 2.9 s | – | 2.0 |"),
+            table.contains(
+                "| hybrid (access JWT + refresh families in Redis) | 2.9 s (3 ms with a denylist \
+                 shared by 2 replicas) | – | 2.0 |"
+            ),
             "{table}"
         );
         let md = section(&run, "## 9.").unwrap();
@@ -442,5 +468,10 @@ mod tests {
             Server::Stateless(TokenAlg::HS256)
         );
         assert!(md.contains(&denylisted), "{md}");
+        let shared = format!(
+            "| {} + denylist shared by 2 replicas | 2 s | 0.003 s |",
+            Server::HybridRedis
+        );
+        assert!(md.contains(&shared), "{md}");
     }
 }

@@ -21,6 +21,7 @@
 //! [`StoreError::Unavailable`] (answered with 503).
 
 pub mod conn;
+pub(crate) mod pubsub;
 mod scripts;
 
 use futures_util::future::try_join_all;

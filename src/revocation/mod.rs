@@ -6,16 +6,27 @@
 //! map lookup. The benchmarks measure that cost. Entries expire with their
 //! token and the map is capped, so a logout flood cannot grow memory without
 //! bound (a full denylist answers 503 to logout, never drops a revocation).
+//!
+//! A denylist is per process unless it is [`shared`] through Redis: then a
+//! logout on any replica is refused by every replica, and one that starts
+//! later loads the revocations still in force. The lookup stays a local map
+//! read either way; only a revocation touches Redis.
+
+pub mod shared;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
+
+use crate::session::StoreError;
 
 /// Revoked token ids and the second each can be forgotten (its `exp`).
 pub struct Denylist {
     map: DashMap<String, u64, foldhash::fast::RandomState>,
     count: AtomicUsize,
     cap: usize,
+    /// Where revocations are told to, and heard from, the other replicas.
+    relay: Option<shared::Relay>,
 }
 
 /// The denylist holds `cap` ids already.
@@ -23,17 +34,48 @@ pub struct Denylist {
 #[error("revocation denylist is full")]
 pub struct DenylistFull;
 
+/// Why a revocation was not recorded everywhere (answered 503: a logout
+/// can be retried, and recording one twice is harmless).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    #[error(transparent)]
+    Full(#[from] DenylistFull),
+    /// Refused here, but the other replicas may not have heard it.
+    #[error("revocation not shared with the other replicas: {0}")]
+    Unshared(StoreError),
+}
+
 impl Denylist {
+    /// A denylist of this process only.
     pub fn new(cap: usize) -> Self {
         Self {
             map: DashMap::with_hasher(foldhash::fast::RandomState::default()),
             count: AtomicUsize::new(0),
             cap,
+            relay: None,
         }
     }
 
-    /// Records `jti` as revoked until `exp` (seconds since the epoch).
-    pub fn revoke(&self, jti: &str, exp: u64) -> Result<(), DenylistFull> {
+    /// Records `jti` as revoked until `exp` (seconds since the epoch), here
+    /// and, when the denylist is shared, on every replica.
+    pub async fn revoke(&self, jti: &str, exp: u64) -> Result<(), RevokeError> {
+        self.insert(jti, exp)?;
+        if let Some(relay) = &self.relay {
+            relay
+                .publish(jti, exp)
+                .await
+                .map_err(RevokeError::Unshared)?;
+        }
+        Ok(())
+    }
+
+    /// Whether revocations reach other replicas.
+    pub fn is_shared(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// Records `jti` as revoked until `exp` in this process.
+    fn insert(&self, jti: &str, exp: u64) -> Result<(), DenylistFull> {
         if self.map.contains_key(jti) {
             return Ok(());
         }
@@ -79,14 +121,14 @@ mod tests {
     #[test]
     fn revoked_until_expiry_and_capped() {
         let d = Denylist::new(2);
-        d.revoke("a", 10).unwrap();
-        d.revoke("a", 10).unwrap();
-        d.revoke("b", 20).unwrap();
-        assert_eq!(d.revoke("c", 30), Err(DenylistFull));
+        d.insert("a", 10).unwrap();
+        d.insert("a", 10).unwrap();
+        d.insert("b", 20).unwrap();
+        assert_eq!(d.insert("c", 30), Err(DenylistFull));
         assert!(d.is_revoked("a") && d.is_revoked("b") && !d.is_revoked("c"));
         assert_eq!(d.sweep(15), 1);
         assert!(!d.is_revoked("a"));
-        d.revoke("c", 30).unwrap();
+        d.insert("c", 30).unwrap();
         assert_eq!(d.len(), 2);
     }
 }
