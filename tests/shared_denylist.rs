@@ -72,6 +72,20 @@ async fn shared(url: &str, prefix: &str, lifecycle: &Lifecycle) -> Arc<Denylist>
     list
 }
 
+/// A stateless replica signing with `keys`, its denylist shared.
+async fn stateless_replica(
+    url: &str,
+    prefix: &str,
+    lifecycle: &Lifecycle,
+    keys: &Arc<TokenService>,
+) -> Router {
+    let config = stateless::Config {
+        tokens: keys.clone(),
+        denylist: Some(shared(url, prefix, lifecycle).await),
+    };
+    stateless::build(config, &common::base(), lifecycle)
+}
+
 /// What every design must show: logout on `a` is refused on `b`; a
 /// replica made afterwards (by `late`) refuses it as soon as it is ready.
 async fn logout_reaches_every_replica(a: &Router, b: &Router, late: impl AsyncFnOnce() -> Router) {
@@ -100,15 +114,9 @@ async fn a_stateless_logout_is_refused_by_every_replica() {
     let prefix = common::unique_prefix();
     let lifecycle = Lifecycle::default();
     let keys = common::tokens();
-    let replica = async |keys: &Arc<TokenService>| {
-        let config = stateless::Config {
-            tokens: keys.clone(),
-            denylist: Some(shared(&url, &prefix, &lifecycle).await),
-        };
-        stateless::build(config, &common::base(), &lifecycle)
-    };
-    let (a, b) = (replica(&keys).await, replica(&keys).await);
-    logout_reaches_every_replica(&a, &b, async || replica(&keys).await).await;
+    let replica = async || stateless_replica(&url, &prefix, &lifecycle, &keys).await;
+    let (a, b) = (replica().await, replica().await);
+    logout_reaches_every_replica(&a, &b, replica).await;
     lifecycle.stop.cancel();
     common::redis_cleanup(&url, &prefix).await;
 }
@@ -142,14 +150,8 @@ async fn malformed_messages_on_the_channel_change_nothing() {
     let prefix = common::unique_prefix();
     let lifecycle = Lifecycle::default();
     let keys = common::tokens();
-    let replica = async || {
-        let config = stateless::Config {
-            tokens: keys.clone(),
-            denylist: Some(shared(&url, &prefix, &lifecycle).await),
-        };
-        stateless::build(config, &common::base(), &lifecycle)
-    };
-    let (a, b) = (replica().await, replica().await);
+    let a = stateless_replica(&url, &prefix, &lifecycle, &keys).await;
+    let b = stateless_replica(&url, &prefix, &lifecycle, &keys).await;
     let token = login(&a).await;
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
