@@ -267,6 +267,11 @@ pub struct Cell {
     /// Of those, the periods in which a process used its whole quota.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttled_periods: Option<u64>,
+    /// The largest share of its periods any one group was throttled in
+    /// (groups with at least [`MIN_PERIODS`] periods of work): near 1 when
+    /// one budget (a replica's, or Redis's) was the bottleneck.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busiest_throttled: Option<f64>,
     /// Capacity cells: the highest offered rate that met the SLO (the
     /// other figures are those of that step), the SLO, and every step of
     /// the search.
@@ -305,12 +310,36 @@ pub struct Step {
     pub error_rate: f64,
     /// Share of the quota periods in which a budgeted process was throttled.
     pub throttled: Option<f64>,
+    /// The busiest group's share ([`Cell::busiest_throttled`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busiest_throttled: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
     /// The step was run again for twice as long, because its p99 came
-    /// within a third of the SLO, and this is the longer run's verdict.
+    /// within a third of the SLO or it missed the SLO while no budget held
+    /// it back, and this is the longer run's verdict.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extended: bool,
+}
+
+/// Quota periods of work a group needs in a run before its throttled
+/// share counts (a few periods say nothing).
+pub const MIN_PERIODS: u64 = 20;
+
+/// The largest throttled share among the groups of `before` that also
+/// appear in `after` with at least [`MIN_PERIODS`] periods between them.
+pub fn busiest_throttled(
+    before: &[(String, crate::host::cgroup::CpuStat)],
+    after: &[(String, crate::host::cgroup::CpuStat)],
+) -> Option<f64> {
+    after
+        .iter()
+        .filter_map(|(name, b)| {
+            let (_, a) = before.iter().find(|(n, _)| n == name)?;
+            let d = b.since(a);
+            (d.periods >= MIN_PERIODS).then(|| d.throttled as f64 / d.periods as f64)
+        })
+        .max_by(f64::total_cmp)
 }
 
 impl Cell {
@@ -366,6 +395,7 @@ impl Cell {
             placement: None,
             quota_periods: None,
             throttled_periods: None,
+            busiest_throttled: None,
             capacity_rps: None,
             slo_p99_us: None,
             scaling_efficiency: None,

@@ -11,6 +11,7 @@ use super::cell::{Cell, Server};
 use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::progress::Progress;
 use super::{BalancerChoice, Options, matrices};
+use crate::host::cgroup::CpuStat;
 use crate::host::proc::cpu_time;
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
@@ -325,7 +326,7 @@ impl Runner {
         let proxy0 = proxy.and_then(Haproxy::cpu);
         let redis0 = self.store_cpu(cell.server);
         let placement = self.launcher.placement.clone();
-        let throttled0 = placement.as_ref().and_then(|p| p.throttling());
+        let throttled0 = placement.as_ref().and_then(|p| p.throttling_by_group());
         let me = std::process::id();
         let gen0 = cpu_time(me);
         let started = Instant::now();
@@ -345,8 +346,16 @@ impl Runner {
         }
         if let Some(p) = &placement {
             cell.placement = p.describe();
-            if let (Some(a), Some(b)) = (throttled0, p.throttling()) {
-                let d = b.since(&a);
+            if let (Some(before), Some(after)) = (throttled0, p.throttling_by_group()) {
+                cell.busiest_throttled = super::cell::busiest_throttled(&before, &after);
+                let sum = |groups: &[(String, CpuStat)]| {
+                    let mut total = CpuStat::default();
+                    for (_, stat) in groups {
+                        total += *stat;
+                    }
+                    total
+                };
+                let d = sum(&after).since(&sum(&before));
                 cell.quota_periods = Some(d.periods);
                 cell.throttled_periods = Some(d.throttled);
                 if d.periods > 0 {

@@ -13,7 +13,7 @@ use crate::loadtests::ScenarioKind;
 const USERS_FULL: [usize; 5] = [1, 4, 16, 64, 256];
 const USERS_QUICK: [usize; 3] = [1, 16, 64];
 /// Fixed-rate runs at these fractions of the measured peak.
-const RATE_FRACTIONS: [f64; 3] = [0.25, 0.5, 0.75];
+const RATE_FRACTIONS: [f64; 2] = [0.5, 0.75];
 /// Users in the fixed-rate runs.
 const RATE_USERS: usize = 64;
 /// The level whose cells also get goose's HTML report.

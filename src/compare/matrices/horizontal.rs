@@ -1,6 +1,6 @@
 //! Horizontal scaling and routing: 1, 2 and 4 replicas of each server that
-//! scales out, under every routing policy, through the embedded balancer
-//! and through HAProxy. The miss rate says whether a design needs
+//! scales out, under every routing policy (on one replica, those without
+//! affinity), through the embedded balancer and through HAProxy. The miss rate says whether a design needs
 //! stickiness.
 
 use super::super::Matrix;
@@ -44,11 +44,19 @@ fn cases(r: &Runner) -> Vec<(Server, &'static [Policy])> {
     v
 }
 
+/// Whether the embedded balancer's cell of `policy` on `n` replicas is
+/// run. On one replica a policy with affinity sends every request where
+/// round-robin does, so only the policies without affinity are measured
+/// there (per-connection still reconnects every [`RECONNECT_EVERY`]).
+fn embedded_cell(policy: Policy, n: usize) -> bool {
+    n > 1 || NO_AFFINITY.contains(&policy)
+}
+
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
     for (server, policies) in cases(r) {
         for &n in replica_counts(r) {
             for &policy in policies {
-                if r.use_embedded() {
+                if r.use_embedded() && embedded_cell(policy, n) {
                     let knobs = Knobs {
                         policy: Some(policy),
                         reconnect_every: Some(RECONNECT_EVERY),
@@ -88,13 +96,28 @@ fn cell(server: Server, balancer: Balancer, policy: Policy, n: usize) -> Cell {
 }
 
 pub fn planned_secs(r: &Runner) -> u64 {
-    let mut per_policy = 0;
-    if r.use_embedded() {
-        per_policy += replica_counts(r).len() as u64;
+    let mut cells = 0;
+    for (_, policies) in cases(r) {
+        for &n in replica_counts(r) {
+            for &policy in policies {
+                cells += u64::from(r.use_embedded() && embedded_cell(policy, n));
+                cells += u64::from(r.use_haproxy() && n > 1);
+            }
+        }
     }
-    if r.use_haproxy() {
-        per_policy += replica_counts(r).iter().filter(|&&n| n > 1).count() as u64;
+    cells * r.cell_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_replica_is_measured_only_under_the_policies_without_affinity() {
+        assert!(embedded_cell(Policy::RoundRobin, 1));
+        assert!(embedded_cell(Policy::PerConnection, 1));
+        assert!(!embedded_cell(Policy::Sticky, 1));
+        assert!(!embedded_cell(Policy::ConsistentHash, 1));
+        assert!(Policy::ALL.iter().all(|&p| embedded_cell(p, 2)));
     }
-    let policies: u64 = cases(r).iter().map(|(_, p)| p.len() as u64).sum();
-    policies * per_policy * r.cell_secs()
 }

@@ -23,7 +23,7 @@ use crate::host::services::RedisCluster;
 use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
-use search::{Bisection, as_step, decided_by_generator, marginal};
+use search::{Bisection, as_step, decided_by_generator, marginal, suspect};
 
 /// Each replica's CPU budget when the run gives none (`--replica-cpu`),
 /// in cores: small enough that four replicas and Redis share one core and
@@ -240,7 +240,14 @@ struct Search {
     steps: Vec<Step>,
     best: Option<Cell>,
     bisection: Bisection,
+    /// Steps run again for longer so far.
+    repeats: usize,
 }
+
+/// Steps one replica count's search may run again for longer: each costs
+/// two steps' time, and a machine that stalls all the time would
+/// otherwise double the search.
+const MAX_REPEATS: usize = 2;
 
 /// Finds one design's capacity on every replica count. The searches run
 /// in lockstep, one step of each count in turn (all fleets stay up, idle
@@ -279,6 +286,7 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             servers,
             probe,
             best: None,
+            repeats: 0,
         });
     }
     for _ in 0..=bisections(r) {
@@ -289,7 +297,9 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             }
             let mut cell = step(r, &s.template, &s.servers, Some(rate), step_time(r)).await?;
             let mut verdict = as_step(&cell, slo, Some(rate));
-            if extends(r) && marginal(&verdict, slo) {
+            let again = marginal(&verdict, slo) || suspect(&verdict, slo);
+            if extends(r) && again && s.repeats < MAX_REPEATS {
+                s.repeats += 1;
                 cell = step(r, &s.template, &s.servers, Some(rate), 2 * step_time(r)).await?;
                 verdict = as_step(&cell, slo, Some(rate));
                 verdict.extended = true;
@@ -375,11 +385,11 @@ async fn step(
     r.measure(cell, config, servers, None).await
 }
 
-/// A search's seconds: the probe and every step, and about one step run
-/// again for longer.
+/// A search's seconds: the probe and every step, and about one and a half
+/// steps run again for longer.
 fn cell_secs(r: &Runner) -> u64 {
     let step = step_time(r).as_secs() + 1;
-    let again = if extends(r) { 2 * step } else { 0 };
+    let again = if extends(r) { 3 * step } else { 0 };
     step * (bisections(r) as u64 + 2) + again
 }
 

@@ -88,6 +88,30 @@ pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
             .is_some_and(|p| (slo_us / MARGIN..=slo_us * MARGIN).contains(&(p as f64)))
 }
 
+/// A budget whose group was throttled in fewer than this share of its
+/// periods was not what held a step back.
+const QUIET: f64 = 0.25;
+
+/// Whether step `s` missed the SLO in a way no budget explains: a
+/// fixed-rate step that kept up, without errors, with the generator to
+/// spare, whose p99 alone was over the SLO while every budgeted group
+/// (each replica, Redis) was throttled in under [`QUIET`] of its periods.
+/// A saturated design throttles the budget that limits it; a miss without
+/// that is the machine's (a descheduled virtual CPU stalls every process
+/// at once), and left alone it would send the search down for good. Such
+/// a step is run again for twice as long, and that run decides it.
+pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
+    let slo_us = slo.as_micros() as u64;
+    let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
+    !s.extended
+        && !s.met_slo
+        && kept_up
+        && s.error_rate < MAX_ERROR_RATE
+        && !s.generator_bound
+        && s.p99_us.is_some_and(|p| p > slo_us)
+        && s.busiest_throttled.is_some_and(|b| b < QUIET)
+}
+
 /// What a step says about the SLO.
 pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
     // What users saw fail: an attempt retried on another replica and
@@ -104,6 +128,7 @@ pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
             (Some(t), Some(p)) if p > 0 => Some(t as f64 / p as f64),
             _ => None,
         },
+        busiest_throttled: c.busiest_throttled,
         generator_bound: c.generator_bound,
         met_slo: offered.is_some()
             && p99_ok
@@ -147,6 +172,7 @@ mod tests {
             p99_us: None,
             error_rate: 0.0,
             throttled: None,
+            busiest_throttled: None,
             generator_bound,
             met_slo: met,
             extended: false,
@@ -252,6 +278,7 @@ mod tests {
             p99_us: Some(11_000),
             error_rate: 0.0,
             throttled: None,
+            busiest_throttled: None,
             generator_bound: false,
             met_slo: false,
             extended: false,
@@ -298,6 +325,69 @@ mod tests {
             },
         ] {
             assert!(!marginal(&s, slo), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn a_miss_that_no_budget_explains_is_run_again() {
+        let slo = Duration::from_millis(10);
+        // p99 17 ms at 568 req/s, the busiest replica throttled in 9% of
+        // its periods: the machine stalled, the design did not saturate.
+        let stalled = Step {
+            offered_rps: Some(568.0),
+            achieved_rps: 548.0,
+            p99_us: Some(16_640),
+            error_rate: 0.0,
+            throttled: Some(0.09),
+            busiest_throttled: Some(0.09),
+            generator_bound: false,
+            met_slo: false,
+            extended: false,
+        };
+        assert!(suspect(&stalled, slo));
+        for s in [
+            // A budget held it back: a real saturation.
+            Step {
+                busiest_throttled: Some(0.8),
+                ..stalled.clone()
+            },
+            // No budgets to tell.
+            Step {
+                busiest_throttled: None,
+                ..stalled.clone()
+            },
+            // Already the longer run, or met, or failed otherwise.
+            Step {
+                extended: true,
+                ..stalled.clone()
+            },
+            Step {
+                met_slo: true,
+                p99_us: Some(5_000),
+                ..stalled.clone()
+            },
+            Step {
+                p99_us: Some(9_000),
+                ..stalled.clone()
+            },
+            Step {
+                achieved_rps: 300.0,
+                ..stalled.clone()
+            },
+            Step {
+                error_rate: 0.01,
+                ..stalled.clone()
+            },
+            Step {
+                generator_bound: true,
+                ..stalled.clone()
+            },
+            Step {
+                offered_rps: None,
+                ..stalled.clone()
+            },
+        ] {
+            assert!(!suspect(&s, slo), "{s:?}");
         }
     }
 }
