@@ -36,10 +36,11 @@ use serde::{Deserialize, Serialize};
 
 use super::counted::Counted;
 use super::stateless::{
-    Forbidden, StatelessState, TokenBody, Unsigned, authenticate, revoke_refused, sign_capped,
+    Forbidden, StatelessState, TokenBody, Unsigned, authenticate, cart_view, revoke_refused,
+    sign_capped, welcome,
 };
 use super::{Lifecycle, input_error};
-use crate::model::{Cart, CartItem, CartView, InputError, LoginRequest, User, parse_body};
+use crate::model::{Cart, CartItem, InputError, LoginRequest, User, parse_body};
 use crate::revocation::Denylist;
 use crate::session::refresh::{self, RefreshError, RefreshToken};
 use crate::session::{SessionId, SessionStore, StoreError};
@@ -171,8 +172,8 @@ fn pair(
     next: RefreshToken,
 ) -> Response {
     let tokens = &state.access.tokens;
-    let mut claims = Claims::for_login(user, state.access.clock.now_secs(), tokens.ttl_secs());
-    claims.jti = Some(next.family.to_string());
+    let now = state.access.clock.now_secs();
+    let mut claims = Claims::with_id(user, now, tokens.ttl_secs(), next.family.to_string());
     claims.cart = cart;
     match sign_capped(&state.access, &claims) {
         Ok(token) => Json(PairBody {
@@ -198,14 +199,11 @@ async fn login<S: SessionStore>(State(state): State<Shared<S>>, body: Bytes) -> 
 }
 
 async fn profile(Access(claims): Access) -> String {
-    format!("Welcome back, {}", claims.name)
+    welcome(&claims)
 }
 
 async fn cart(Access(claims): Access) -> Response {
-    Json(CartView {
-        items: &claims.cart.0,
-    })
-    .into_response()
+    cart_view(&claims)
 }
 
 async fn add_item<S: SessionStore>(

@@ -195,10 +195,20 @@ async fn login(State(state): State<Shared>, body: Bytes) -> Response {
 }
 
 async fn profile(Authenticated(claims): Authenticated) -> String {
-    format!("Welcome back, {}", claims.name)
+    welcome(&claims)
 }
 
 async fn cart(Authenticated(claims): Authenticated) -> Response {
+    cart_view(&claims)
+}
+
+/// `GET /profile`'s answer to a token's holder (the hybrid server's too).
+pub(crate) fn welcome(claims: &Claims) -> String {
+    format!("Welcome back, {}", claims.name)
+}
+
+/// `GET /cart`'s answer: the cart the token carries.
+pub(crate) fn cart_view(claims: &Claims) -> Response {
     Json(CartView {
         items: &claims.cart.0,
     })

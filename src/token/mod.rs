@@ -53,13 +53,19 @@ pub struct Claims {
 impl Claims {
     /// Claims for a fresh login at `now` (seconds) living `ttl` seconds.
     pub fn for_login(user: &User, now: u64, ttl: u64) -> Self {
+        Self::with_id(user, now, ttl, format!("{:032x}", rand::random::<u128>()))
+    }
+
+    /// The claims of a new login's token whose `jti` is `jti` (the hybrid
+    /// server's: its refresh family's id).
+    pub fn with_id(user: &User, now: u64, ttl: u64, jti: String) -> Self {
         Self {
             sub: compact_str::format_compact!("{}", user.id),
             name: user.name.clone(),
             iat: now,
             exp: now.saturating_add(ttl),
             nbf: None,
-            jti: Some(format!("{:032x}", rand::random::<u128>())),
+            jti: Some(jti),
             cart: Cart::default(),
         }
     }
