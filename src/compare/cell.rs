@@ -272,6 +272,10 @@ pub struct Cell {
     /// one budget (a replica's, or Redis's) was the bottleneck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busiest_throttled: Option<f64>,
+    /// Share of the machine's CPU time the hypervisor took away during the
+    /// run (`steal`): while it does, every process stalls at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_share: Option<f64>,
     /// Capacity cells: the highest offered rate that met the SLO (the
     /// other figures are those of that step), the SLO, and every step of
     /// the search.
@@ -313,6 +317,9 @@ pub struct Step {
     /// The busiest group's share ([`Cell::busiest_throttled`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busiest_throttled: Option<f64>,
+    /// [`Cell::steal_share`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
     /// The step was run again for twice as long, because its p99 came
@@ -321,6 +328,11 @@ pub struct Step {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extended: bool,
 }
+
+/// A run in which the hypervisor took this share of the machine's CPU
+/// time or more stalled every process visibly (idle, this machine loses
+/// under 1%); its cell says so.
+pub const STOLEN: f64 = 0.03;
 
 /// Quota periods of work a group needs in a run before its throttled
 /// share counts (a few periods say nothing).
@@ -396,6 +408,7 @@ impl Cell {
             quota_periods: None,
             throttled_periods: None,
             busiest_throttled: None,
+            steal_share: None,
             capacity_rps: None,
             slo_p99_us: None,
             scaling_efficiency: None,

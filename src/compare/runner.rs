@@ -12,7 +12,7 @@ use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::progress::Progress;
 use super::{BalancerChoice, Options, matrices};
 use crate::host::cgroup::CpuStat;
-use crate::host::proc::cpu_time;
+use crate::host::proc::{cpu_time, steal_time};
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
@@ -329,6 +329,7 @@ impl Runner {
         let throttled0 = placement.as_ref().and_then(|p| p.throttling_by_group());
         let me = std::process::id();
         let gen0 = cpu_time(me);
+        let steal0 = steal_time();
         let started = Instant::now();
         let shared = Shared::new(&config);
         let result = match placement.as_ref().and_then(|p| p.generator_cores()) {
@@ -336,6 +337,7 @@ impl Runner {
             None => loadtests::run_shared(&config, shared.clone()).await?,
         };
         let wall = started.elapsed();
+        let steal1 = steal_time();
         let gen1 = cpu_time(me);
         let server1 = cpu(servers);
         let proxy1 = proxy.and_then(Haproxy::cpu);
@@ -364,6 +366,16 @@ impl Runner {
                         100.0 * d.throttled as f64 / d.periods as f64
                     ));
                 }
+            }
+        }
+        if let (Some(a), Some(b), Some(cpus)) = (steal0, steal1, crate::host::proc::cpu_count()) {
+            let share = b.saturating_sub(a).as_secs_f64() / (wall.as_secs_f64() * cpus as f64);
+            cell.steal_share = Some(share);
+            if share >= super::cell::STOLEN {
+                cell.notes.push(format!(
+                    "the hypervisor took {:.0}% of the machine's CPU time (steal)",
+                    share * 100.0
+                ));
             }
         }
         cell.rss_bytes = servers.iter().filter_map(Watched::rss_bytes).collect();

@@ -13,6 +13,25 @@ pub fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_micros(ticks * 1_000_000 / per_sec))
 }
 
+/// CPU time the hypervisor gave to others while this machine's virtual
+/// CPUs wanted to run (`steal` in `/proc/stat`, summed over the CPUs);
+/// 0 on bare metal.
+pub fn steal_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks = parse_steal(&stat)?;
+    let per_sec = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_micros(ticks * 1_000_000 / per_sec))
+}
+
+/// The steal ticks of `/proc/stat`'s first line (`cpu user nice system
+/// idle iowait irq softirq steal ...`).
+fn parse_steal(stat: &str) -> Option<u64> {
+    let line = stat.lines().next()?;
+    let mut fields = line.split_whitespace();
+    (fields.next()? == "cpu").then_some(())?;
+    fields.nth(7)?.parse().ok()
+}
+
 /// Resident set size of a process, in bytes.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
     Some(status(pid)?.vmrss? * 1024)
@@ -83,6 +102,15 @@ fn status(pid: u32) -> Option<Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steal_is_the_eighth_figure_of_the_cpu_line() {
+        let stat = "cpu  3399846 0 429083 1538828 46146 0 112173 106788 0 0\ncpu0 1 2 3\n";
+        assert_eq!(parse_steal(stat), Some(106_788));
+        assert_eq!(parse_steal("cpu  1 2 3\n"), None);
+        assert_eq!(parse_steal("intr 1 2 3 4 5 6 7 8 9\n"), None);
+        assert!(steal_time().is_some(), "Linux has /proc/stat");
+    }
 
     #[test]
     fn own_cpu_and_memory_are_readable() {

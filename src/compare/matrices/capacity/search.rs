@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::super::super::cell::{Cell, Step};
+use super::super::super::cell::{Cell, STOLEN, Step};
 
 /// A step failed when its achieved rate fell below this share of the
 /// offered one: the servers could not keep up. Requests arrive as a
@@ -92,14 +92,17 @@ pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
 /// periods was not what held a step back.
 const QUIET: f64 = 0.25;
 
-/// Whether step `s` missed the SLO in a way no budget explains: a
+/// Whether step `s` missed the SLO in a way the design may not explain: a
 /// fixed-rate step that kept up, without errors, with the generator to
 /// spare, whose p99 alone was over the SLO while every budgeted group
-/// (each replica, Redis) was throttled in under [`QUIET`] of its periods.
-/// A saturated design throttles the budget that limits it; a miss without
-/// that is the machine's (a descheduled virtual CPU stalls every process
-/// at once), and left alone it would send the search down for good. Such
-/// a step is run again for twice as long, and that run decides it.
+/// (each replica, Redis) was throttled in under [`QUIET`] of its periods,
+/// or while the hypervisor took [`STOLEN`] of the machine's CPU time or
+/// more. A saturated design throttles the budget that limits it; a miss
+/// without that, or during steal, is the machine's (a descheduled virtual
+/// CPU stalls every process at once, and the time it was away is charged
+/// to the quota of whatever ran on it), and left alone it would send the
+/// search down for good. Such a step is run again for twice as long, and
+/// that run decides it.
 pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
     let slo_us = slo.as_micros() as u64;
     let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
@@ -109,7 +112,7 @@ pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
         && s.error_rate < MAX_ERROR_RATE
         && !s.generator_bound
         && s.p99_us.is_some_and(|p| p > slo_us)
-        && s.busiest_throttled.is_some_and(|b| b < QUIET)
+        && (s.busiest_throttled.is_some_and(|b| b < QUIET) || s.steal.is_some_and(|x| x >= STOLEN))
 }
 
 /// What a step says about the SLO.
@@ -129,6 +132,7 @@ pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
             _ => None,
         },
         busiest_throttled: c.busiest_throttled,
+        steal: c.steal_share,
         generator_bound: c.generator_bound,
         met_slo: offered.is_some()
             && p99_ok
@@ -173,6 +177,7 @@ mod tests {
             error_rate: 0.0,
             throttled: None,
             busiest_throttled: None,
+            steal: None,
             generator_bound,
             met_slo: met,
             extended: false,
@@ -279,6 +284,7 @@ mod tests {
             error_rate: 0.0,
             throttled: None,
             busiest_throttled: None,
+            steal: None,
             generator_bound: false,
             met_slo: false,
             extended: false,
@@ -340,18 +346,26 @@ mod tests {
             error_rate: 0.0,
             throttled: Some(0.09),
             busiest_throttled: Some(0.09),
+            steal: Some(0.004),
             generator_bound: false,
             met_slo: false,
             extended: false,
         };
         assert!(suspect(&stalled, slo));
+        // A budget held back, but the hypervisor took 8% of the machine.
+        let stolen = Step {
+            busiest_throttled: Some(0.4),
+            steal: Some(0.08),
+            ..stalled.clone()
+        };
+        assert!(suspect(&stolen, slo));
         for s in [
             // A budget held it back: a real saturation.
             Step {
                 busiest_throttled: Some(0.8),
                 ..stalled.clone()
             },
-            // No budgets to tell.
+            // No budgets to tell, and no steal.
             Step {
                 busiest_throttled: None,
                 ..stalled.clone()
