@@ -23,7 +23,7 @@ use crate::host::services::RedisCluster;
 use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
-use search::{Bisection, as_step, decided_by_generator, marginal, suspect};
+use search::{Bisection, as_step, decided_by_generator, decides, marginal, suspect};
 
 /// Each replica's CPU budget when the run gives none (`--replica-cpu`),
 /// in cores: small enough that four replicas and Redis share one core and
@@ -304,8 +304,15 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
                 verdict = as_step(&cell, slo, Some(rate));
                 verdict.extended = true;
             }
-            let met = verdict.met_slo;
+            let (met, decided) = (verdict.met_slo, decides(&verdict));
             s.steps.push(verdict);
+            if !decided {
+                r.progress.say(format!(
+                    "  {}: the step at {rate:.0} req/s missed during steal; trying it again",
+                    s.template.id
+                ));
+                continue;
+            }
             s.bisection.record(met);
             if met {
                 s.best = Some(cell);

@@ -115,6 +115,15 @@ pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
         && (s.busiest_throttled.is_some_and(|b| b < QUIET) || s.steal.is_some_and(|x| x >= STOLEN))
 }
 
+/// Whether step `s` moves the search. A miss while the hypervisor took
+/// [`STOLEN`] of the machine's CPU time or more decides nothing: the
+/// machine failed it, not the design, so the same rate is tried again on
+/// the next round (the search ends wider, never lower than the design
+/// deserves). A step that met the SLO always decides: steal only slows.
+pub(super) fn decides(s: &Step) -> bool {
+    s.met_slo || s.steal.is_none_or(|x| x < STOLEN)
+}
+
 /// What a step says about the SLO.
 pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
     // What users saw fail: an attempt retried on another replica and
@@ -403,5 +412,25 @@ mod tests {
         ] {
             assert!(!suspect(&s, slo), "{s:?}");
         }
+    }
+
+    #[test]
+    fn a_miss_during_steal_decides_nothing() {
+        let step = |met_slo, steal| Step {
+            offered_rps: Some(500.0),
+            achieved_rps: 500.0,
+            p99_us: Some(if met_slo { 2_000 } else { 30_000 }),
+            error_rate: 0.0,
+            throttled: None,
+            busiest_throttled: None,
+            steal,
+            generator_bound: false,
+            met_slo,
+            extended: true,
+        };
+        assert!(decides(&step(false, None)));
+        assert!(decides(&step(false, Some(0.01))));
+        assert!(!decides(&step(false, Some(0.05))));
+        assert!(decides(&step(true, Some(0.05))));
     }
 }
