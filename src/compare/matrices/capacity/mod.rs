@@ -242,6 +242,9 @@ struct Search {
     bisection: Bisection,
     /// Steps run again for longer so far.
     repeats: usize,
+    /// The rate of the last step that missed during steal and decided
+    /// nothing (tried once more, and then it decides).
+    spoiled_at: Option<f64>,
 }
 
 /// Steps one replica count's search may run again for longer: each costs
@@ -287,6 +290,7 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             probe,
             best: None,
             repeats: 0,
+            spoiled_at: None,
         });
     }
     for _ in 0..=bisections(r) {
@@ -304,9 +308,11 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
                 verdict = as_step(&cell, slo, Some(rate));
                 verdict.extended = true;
             }
-            let (met, decided) = (verdict.met_slo, decides(&verdict));
+            let retried = s.spoiled_at == Some(rate);
+            let (met, decided) = (verdict.met_slo, decides(&verdict, retried));
             s.steps.push(verdict);
             if !decided {
+                s.spoiled_at = Some(rate);
                 r.progress.say(format!(
                     "  {}: the step at {rate:.0} req/s missed during steal; trying it again",
                     s.template.id

@@ -112,16 +112,27 @@ pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
         && s.error_rate < MAX_ERROR_RATE
         && !s.generator_bound
         && s.p99_us.is_some_and(|p| p > slo_us)
-        && (s.busiest_throttled.is_some_and(|b| b < QUIET) || s.steal.is_some_and(|x| x >= STOLEN))
+        && (s.busiest_throttled.is_some_and(|b| b < QUIET) || stolen(s))
+}
+
+/// A budget throttled in this share of its periods or more is saturated,
+/// steal or not.
+const SATURATED: f64 = 0.5;
+
+/// Whether the hypervisor took [`STOLEN`] of the machine during step `s`
+/// while no budget was saturated.
+fn stolen(s: &Step) -> bool {
+    s.steal.is_some_and(|x| x >= STOLEN) && s.busiest_throttled.is_none_or(|b| b < SATURATED)
 }
 
 /// Whether step `s` moves the search. A miss while the hypervisor took
-/// [`STOLEN`] of the machine's CPU time or more decides nothing: the
-/// machine failed it, not the design, so the same rate is tried again on
-/// the next round (the search ends wider, never lower than the design
-/// deserves). A step that met the SLO always decides: steal only slows.
-pub(super) fn decides(s: &Step) -> bool {
-    s.met_slo || s.steal.is_none_or(|x| x < STOLEN)
+/// [`STOLEN`] of the machine's CPU time or more, with no budget saturated,
+/// decides nothing: the machine failed it, not the design, so the same
+/// rate is tried again on the next round (the search ends wider, not lower
+/// than the design deserves), once: `retried` says this is that retry,
+/// which decides whatever happens. A step that met the SLO always decides.
+pub(super) fn decides(s: &Step, retried: bool) -> bool {
+    s.met_slo || retried || !stolen(s)
 }
 
 /// What a step says about the SLO.
@@ -428,9 +439,18 @@ mod tests {
             met_slo,
             extended: true,
         };
-        assert!(decides(&step(false, None)));
-        assert!(decides(&step(false, Some(0.01))));
-        assert!(!decides(&step(false, Some(0.05))));
-        assert!(decides(&step(true, Some(0.05))));
+        assert!(decides(&step(false, None), false));
+        assert!(decides(&step(false, Some(0.01)), false));
+        assert!(!decides(&step(false, Some(0.05)), false));
+        assert!(decides(&step(true, Some(0.05)), false));
+        // The retry decides, steal or not.
+        assert!(decides(&step(false, Some(0.05)), true));
+        // A saturated budget explains the miss, steal or not.
+        let saturated = Step {
+            busiest_throttled: Some(0.9),
+            ..step(false, Some(0.05))
+        };
+        assert!(decides(&saturated, false));
+        assert!(!suspect(&saturated, Duration::from_millis(10)));
     }
 }
