@@ -268,7 +268,8 @@ pub struct Cell {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub throttled_periods: Option<u64>,
     /// The largest share of its periods any one group was throttled in
-    /// (groups with at least [`MIN_PERIODS`] periods of work): near 1 when
+    /// (groups with at least
+    /// [`super::contention::MIN_PERIODS`] periods of work): near 1 when
     /// one budget (a replica's, or Redis's) was the bottleneck.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub busiest_throttled: Option<f64>,
@@ -327,31 +328,6 @@ pub struct Step {
     /// it back, and this is the longer run's verdict.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extended: bool,
-}
-
-/// A run in which the hypervisor took this share of the machine's CPU
-/// time or more stalled every process visibly (idle, this machine loses
-/// under 1%); its cell says so.
-pub const STOLEN: f64 = 0.03;
-
-/// Quota periods of work a group needs in a run before its throttled
-/// share counts (a few periods say nothing).
-pub const MIN_PERIODS: u64 = 20;
-
-/// The largest throttled share among the groups of `before` that also
-/// appear in `after` with at least [`MIN_PERIODS`] periods between them.
-pub fn busiest_throttled(
-    before: &[(String, crate::host::cgroup::CpuStat)],
-    after: &[(String, crate::host::cgroup::CpuStat)],
-) -> Option<f64> {
-    after
-        .iter()
-        .filter_map(|(name, b)| {
-            let (_, a) = before.iter().find(|(n, _)| n == name)?;
-            let d = b.since(a);
-            (d.periods >= MIN_PERIODS).then(|| d.throttled as f64 / d.periods as f64)
-        })
-        .max_by(f64::total_cmp)
 }
 
 impl Cell {

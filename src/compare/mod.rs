@@ -14,6 +14,8 @@
 //! - [`autoscaler`]: the HPA rule over the replicas' CPU, adding and
 //!   removing them under a load ramp;
 //! - [`budget`]: which cores they run on and the CPU each may use;
+//! - [`contention`]: what else held a cell back: its budgets' throttling and
+//!   the hypervisor's steal;
 //! - [`external`]: servers it did not start (`--target`), and the probe
 //!   of their contract;
 //! - [`progress`]: the live bar and the per-cell lines;
@@ -26,6 +28,7 @@
 pub mod autoscaler;
 pub mod budget;
 pub mod cell;
+pub mod contention;
 pub mod elastic;
 pub mod external;
 pub mod fleet;

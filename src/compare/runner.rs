@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::cell::{Cell, Server};
+use super::contention::Snapshot;
 use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::progress::Progress;
 use super::{BalancerChoice, Options, matrices};
-use crate::host::cgroup::CpuStat;
-use crate::host::proc::{cpu_time, steal_time};
+use crate::host::proc::cpu_time;
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
 use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
@@ -326,10 +326,9 @@ impl Runner {
         let proxy0 = proxy.and_then(Haproxy::cpu);
         let redis0 = self.store_cpu(cell.server);
         let placement = self.launcher.placement.clone();
-        let throttled0 = placement.as_ref().and_then(|p| p.throttling_by_group());
         let me = std::process::id();
         let gen0 = cpu_time(me);
-        let steal0 = steal_time();
+        let contention = Snapshot::take(placement.as_deref());
         let started = Instant::now();
         let shared = Shared::new(&config);
         let result = match placement.as_ref().and_then(|p| p.generator_cores()) {
@@ -337,7 +336,7 @@ impl Runner {
             None => loadtests::run_shared(&config, shared.clone()).await?,
         };
         let wall = started.elapsed();
-        let steal1 = steal_time();
+        contention.record(&mut cell, placement.as_deref());
         let gen1 = cpu_time(me);
         let server1 = cpu(servers);
         let proxy1 = proxy.and_then(Haproxy::cpu);
@@ -348,35 +347,6 @@ impl Runner {
         }
         if let Some(p) = &placement {
             cell.placement = p.describe();
-            if let (Some(before), Some(after)) = (throttled0, p.throttling_by_group()) {
-                cell.busiest_throttled = super::cell::busiest_throttled(&before, &after);
-                let sum = |groups: &[(String, CpuStat)]| {
-                    let mut total = CpuStat::default();
-                    for (_, stat) in groups {
-                        total += *stat;
-                    }
-                    total
-                };
-                let d = sum(&after).since(&sum(&before));
-                cell.quota_periods = Some(d.periods);
-                cell.throttled_periods = Some(d.throttled);
-                if d.periods > 0 {
-                    cell.notes.push(format!(
-                        "throttled in {:.0}% of quota periods",
-                        100.0 * d.throttled as f64 / d.periods as f64
-                    ));
-                }
-            }
-        }
-        if let (Some(a), Some(b), Some(cpus)) = (steal0, steal1, crate::host::proc::cpu_count()) {
-            let share = b.saturating_sub(a).as_secs_f64() / (wall.as_secs_f64() * cpus as f64);
-            cell.steal_share = Some(share);
-            if share >= super::cell::STOLEN {
-                cell.notes.push(format!(
-                    "the hypervisor took {:.0}% of the machine's CPU time (steal)",
-                    share * 100.0
-                ));
-            }
         }
         cell.rss_bytes = servers.iter().filter_map(Watched::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();

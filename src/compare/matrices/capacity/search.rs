@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use super::super::super::cell::{Cell, STOLEN, Step};
+use super::super::super::cell::{Cell, Step};
+use super::super::super::contention::STOLEN;
 
 /// A step failed when its achieved rate fell below this share of the
 /// offered one: the servers could not keep up. Requests arrive as a
