@@ -90,6 +90,17 @@ pub fn report(
              which a budgeted process was throttled.\n"
         );
     }
+    if record.cells.iter().any(|c| c.steal_share.is_some()) {
+        let _ = writeln!(
+            md,
+            "**Steal**: every cell also records the share of the machine's CPU time the \
+             hypervisor took during it (`steal` in `/proc/stat`), in its notes from {:.0}%. A \
+             capacity step that missed by its p99 alone during such steal, with no budget \
+             throttled in half its periods, was run again for twice as long, and if it missed \
+             again it was set aside and its rate tried once more on the next round.\n",
+            crate::compare::contention::STOLEN * 100.0
+        );
+    }
     let _ = writeln!(md, "{}", env.markdown());
     let _ = writeln!(md, "## Claims and evidence\n");
     let scope = if record.external.is_empty() {
