@@ -257,18 +257,9 @@ impl Placement {
         budget.stat().ok()?.usage
     }
 
-    /// The throttling counters of every group made so far, summed (a
+    /// The throttling counters of every group made so far, by name (a
     /// group whose process has ended no longer changes, so the difference
     /// between two readings is the throttling between them).
-    pub fn throttling(&self) -> Option<CpuStat> {
-        let mut total = CpuStat::default();
-        for (_, stat) in self.throttling_by_group()? {
-            total += stat;
-        }
-        Some(total)
-    }
-
-    /// The throttling counters of every group made so far, by name.
     pub fn throttling_by_group(&self) -> Option<Vec<(String, CpuStat)>> {
         let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         if groups.is_empty() {

@@ -86,18 +86,17 @@ impl Denylist {
         });
         let list = Arc::new(list);
 
-        let heard = list.clone();
-        let loaded = list.clone();
+        let listener = list.clone();
         let stop = stop.clone();
         tasks.spawn(async move {
             let caught_up = || {
-                let (mut conn, key_prefix, loaded) = (conn.clone(), key_prefix.clone(), loaded.clone());
-                async move { load(&mut conn, &key_prefix, &loaded).await }
+                let (mut conn, key_prefix, list) = (conn.clone(), key_prefix.clone(), listener.clone());
+                async move { load(&mut conn, &key_prefix, &list).await }
             };
             let deliver = |_: &str, payload: &[u8]| {
                 let parsed = std::str::from_utf8(payload).ok().and_then(parse);
                 match parsed {
-                    Some((exp, jti)) => heard.remember(jti, exp),
+                    Some((exp, jti)) => listener.remember(jti, exp),
                     None => tracing::warn!("ignored a malformed revocation message"),
                 }
             };
