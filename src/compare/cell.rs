@@ -321,11 +321,14 @@ pub struct Step {
     /// [`Cell::steal_share`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steal: Option<f64>,
+    /// The busiest budget's used share ([`super::contention::budget_used`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_used: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
     /// The step was run again for twice as long, because its p99 came
-    /// within a third of the SLO or it missed the SLO while no budget held
-    /// it back, and this is the longer run's verdict.
+    /// within a third of the SLO or it missed the SLO while no budget was
+    /// saturated, and this is the longer run's verdict.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub extended: bool,
 }

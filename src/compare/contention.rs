@@ -65,6 +65,39 @@ impl Snapshot {
     }
 }
 
+/// The largest share of its CPU budget any budgeted process used in
+/// `cell`: each replica's CPU (the replicas' together, split as their
+/// routed requests were) over its budget, and the store's over its
+/// nodes' budgets. Near 1 when a budget was what held the cell back; well
+/// under 1 when something else did. Read from the processes' own CPU
+/// time, not from the quota's throttled periods: on a virtual machine the
+/// time a virtual CPU is taken away is charged to the quota of whatever
+/// ran on it, so a group can be throttled in most of its periods while it
+/// uses a fraction of its budget. `None` without budgets.
+pub fn budget_used(cell: &Cell) -> Option<f64> {
+    let replicas = match (cell.server_cpu_cores, cell.replica_budget) {
+        (Some(cores), Some(budget)) if budget > 0.0 && cell.replicas > 0 => {
+            let n = cell.replicas as f64;
+            let total: u64 = cell.routed.iter().sum();
+            let busiest = cell.routed.iter().copied().max().unwrap_or(0);
+            let skew = if total > 0 {
+                busiest as f64 * n / total as f64
+            } else {
+                1.0
+            };
+            Some(cores * skew / (n * budget))
+        }
+        _ => None,
+    };
+    let store = match (cell.store_cpu_cores, cell.store_budget) {
+        (Some(cores), Some(budget)) if budget > 0.0 => {
+            Some(cores / (budget * cell.store_nodes.unwrap_or(1).max(1) as f64))
+        }
+        _ => None,
+    };
+    replicas.into_iter().chain(store).max_by(f64::total_cmp)
+}
+
 fn sum(groups: &[(String, CpuStat)]) -> CpuStat {
     let mut total = CpuStat::default();
     for (_, stat) in groups {
@@ -110,5 +143,36 @@ mod tests {
         ];
         assert_eq!(busiest_throttled(&before, &after), Some(0.8));
         assert_eq!(busiest_throttled(&before, &before), None);
+    }
+
+    #[test]
+    fn the_budget_used_is_the_busiest_process_share_of_its_own() {
+        let mut c = Cell::new(
+            crate::compare::Matrix::Capacity,
+            crate::compare::Server::StatefulRedis,
+            "t".into(),
+        );
+        // No budgets, nothing to judge.
+        c.server_cpu_cores = Some(0.3);
+        assert_eq!(budget_used(&c), None);
+        // Two replicas of 0.1 cores used 0.12 together, routed evenly:
+        // each used 60% of its budget.
+        c.replicas = 2;
+        c.replica_budget = Some(0.1);
+        c.server_cpu_cores = Some(0.12);
+        c.routed = vec![500, 500];
+        assert!((budget_used(&c).unwrap() - 0.6).abs() < 1e-9);
+        // Routed 3 to 1, the busier one used 90% of its budget.
+        c.routed = vec![750, 250];
+        assert!((budget_used(&c).unwrap() - 0.9).abs() < 1e-9);
+        // A store nearer its budget decides: 0.045 of 0.05 cores.
+        c.store_budget = Some(0.05);
+        c.store_cpu_cores = Some(0.045);
+        assert!((budget_used(&c).unwrap() - 0.9).abs() < 1e-9);
+        c.store_cpu_cores = Some(0.048);
+        assert!((budget_used(&c).unwrap() - 0.96).abs() < 1e-9);
+        // Over three cluster masters, the same CPU is a third as much.
+        c.store_nodes = Some(3);
+        assert!((budget_used(&c).unwrap() - 0.9).abs() < 1e-9);
     }
 }

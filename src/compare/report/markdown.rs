@@ -94,10 +94,10 @@ pub fn report(
         let _ = writeln!(
             md,
             "**Steal**: every cell also records the share of the machine's CPU time the \
-             hypervisor took during it (`steal` in `/proc/stat`), in its notes from {:.0}%. A \
-             capacity step that missed by its p99 alone during such steal, with no budget \
-             throttled in half its periods, was run again for twice as long, and if it missed \
-             again it was set aside and its rate tried once more on the next round.\n",
+             hypervisor took during it (`steal` in `/proc/stat`), in its notes from {:.0}%. While it \
+             does, the time a virtual CPU is away is charged to the CPU quota of whatever ran on \
+             it, so the capacity search judges a budget's use from its processes' own CPU time \
+             (section 6).\n",
             crate::compare::contention::STOLEN * 100.0
         );
     }

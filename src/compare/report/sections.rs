@@ -228,10 +228,10 @@ pub(super) fn sections() -> [Section; 7] {
         Section {
             matrix: Matrix::Capacity,
             intro: || {
-                "\n## 6. Capacity vs replicas\n\nEach replica runs under the same CPU budget (a cgroup quota, with one runtime worker per core of budget), Redis under its own (each master of the Redis Cluster too), and the load generator on a core of its own, so that a replica adds capacity instead of contention. Fixed-rate steps offer Poisson arrivals at the step's mean rate, from one user per 64 ms of the rate (at least 32, at most 128 per replica), so that every replica count offers the same open load per replica. Designs that need no affinity (stateless, the Redis stores) are routed per connection, as by an L4 balancer: per request, every user would hold a connection to every replica. Capacity is the highest rate served with p99 under the SLO and under 0.1% errors: a closed-loop probe finds the peak, then fixed-rate steps bisect between the highest rate that met the SLO and the lowest that did not. A step whose p99 came within a third of the SLO, or that missed by its p99 alone while no budget was throttled in a quarter of its periods (the machine stalled, not the design), is run again for twice as long, and that run decides (at most two per replica count). *Efficiency* is capacity(n) ÷ (n × capacity(1)); 1.0 is perfect scale-out. A cell is invalid, and not plotted, when its load generator ran out of CPU in a step above capacity that missed the SLO (the generator could have been the limit).\n".into()
+                "\n## 6. Capacity vs replicas\n\nEach replica runs under the same CPU budget (a cgroup quota, with one runtime worker per core of budget), Redis under its own (each master of the Redis Cluster too), and the load generator on a core of its own, so that a replica adds capacity instead of contention. Fixed-rate steps offer Poisson arrivals at the step's mean rate, from one user per 64 ms of the rate (at least 32, at most 128 per replica), so that every replica count offers the same open load per replica. Designs that need no affinity (stateless, the Redis stores) are routed per connection, as by an L4 balancer: per request, every user would hold a connection to every replica. Capacity is the highest rate served with p99 under the SLO and under 0.1% errors: a closed-loop probe finds the peak, then fixed-rate steps bisect between the highest rate that met the SLO and the lowest that did not. A step whose p99 came within a third of the SLO, or that missed by its p99 alone while every budgeted process used under half its budget (the machine stalled, not the design), is run again for twice as long, and that run decides (at most two per replica count); a miss that still used under half of every budget is set aside, and its rate tried once more on the next round, which decides. A budget's use is read from the processes' own CPU time, not from the quota's throttled periods: on a virtual machine, the time the hypervisor takes a CPU away is charged to the quota of whatever ran on it. *Efficiency* is capacity(n) ÷ (n × capacity(1)); 1.0 is perfect scale-out. A cell is invalid, and not plotted, when its load generator ran out of CPU in a step above capacity that missed the SLO (the generator could have been the limit).\n".into()
             },
             charts: &[("capacity_vs_replicas.svg", "capacity vs replicas")],
-            legend: "*capacity*: requests/s served at the highest step that met the SLO; *efficiency*: capacity ÷ (replicas × capacity of one); *p99*: at capacity; *server CPU µs/req*: all replicas' CPU ÷ answered requests at capacity; *Redis CPU*: Redis's share, and the cores it used of its budget; *throttled*: share of quota periods in which a budgeted process ran out of quota, at capacity; *steps*: loads run (met the SLO).",
+            legend: "*capacity*: requests/s served at the highest step that met the SLO; *efficiency*: capacity ÷ (replicas × capacity of one); *p99*: at capacity; *server CPU µs/req*: all replicas' CPU ÷ answered requests at capacity; *Redis CPU*: Redis's share, and the cores it used of its budget; *budget used*: the busiest budgeted process's CPU ÷ its budget, at capacity (replicas split by their routed requests; near 100% when a budget was the limit); *throttled*: share of quota periods in which a budgeted process ran out of quota, at capacity; *steps*: loads run (met the SLO).",
             columns: &[
                 "server",
                 "policy",
@@ -241,6 +241,7 @@ pub(super) fn sections() -> [Section; 7] {
                 "p99 µs",
                 "server CPU µs/req",
                 "Redis CPU",
+                "budget used",
                 "throttled",
                 "steps",
                 "notes",
@@ -259,6 +260,7 @@ pub(super) fn sections() -> [Section; 7] {
                         (Some(us), Some(cores)) => format!("{us:.1} µs/req, {cores:.2} cores"),
                         _ => "–".into(),
                     },
+                    crate::compare::contention::budget_used(c).map_or("–".into(), pct),
                     match (c.throttled_periods, c.quota_periods) {
                         (Some(t), Some(p)) if p > 0 => pct(t as f64 / p as f64),
                         _ => "–".into(),

@@ -202,15 +202,6 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
             .find(|c| c.replicas == 1)
             .and_then(|c| c.capacity_rps);
         for mut cell in cells {
-            if placement.budgets_replicas() {
-                cell.replica_budget = placement.replica_cpu();
-                cell.store_budget = placement.store_cpu();
-            }
-            cell.store_nodes = match server {
-                Server::StatefulRedis | Server::HybridRedis => Some(1),
-                Server::StatefulRedisCluster => Some(CLUSTER_MASTERS),
-                _ => None,
-            };
             let n = cell.replicas;
             cell.scaling_efficiency = match (cell.capacity_rps, one) {
                 (Some(c), Some(one)) if one > 0.0 => Some(c / (n as f64 * one)),
@@ -242,8 +233,8 @@ struct Search {
     bisection: Bisection,
     /// Steps run again for longer so far.
     repeats: usize,
-    /// The rate of the last step that missed during steal and decided
-    /// nothing (tried once more, and then it decides).
+    /// The rate of the last step that missed with no budget saturated and
+    /// decided nothing (tried once more, and then it decides).
     spoiled_at: Option<f64>,
 }
 
@@ -269,10 +260,24 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
     for &n in replica_counts(r) {
         fleets.push((n, r.fleet(&spec, n).await?));
     }
+    // Every step knows the budgets, to tell how much of them it used.
+    let budgets = r
+        .launcher
+        .placement
+        .as_deref()
+        .filter(|p| p.budgets_replicas())
+        .map(|p| (p.replica_cpu(), p.store_cpu()));
     let mut searches = Vec::new();
     for (n, replicas) in fleets {
         let servers = watched(&replicas);
         let template = Cell {
+            replica_budget: budgets.and_then(|b| b.0),
+            store_budget: budgets.and_then(|b| b.1),
+            store_nodes: match server {
+                Server::StatefulRedis | Server::HybridRedis => Some(1),
+                Server::StatefulRedisCluster => Some(CLUSTER_MASTERS),
+                _ => None,
+            },
             users: USERS_PER_REPLICA * n,
             replicas: n,
             policy: Some(policy),
@@ -310,12 +315,15 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
             }
             let retried = s.spoiled_at == Some(rate);
             let (met, decided) = (verdict.met_slo, decides(&verdict, retried));
+            let used = verdict.budget_used.unwrap_or(0.0);
             s.steps.push(verdict);
             if !decided {
                 s.spoiled_at = Some(rate);
                 r.progress.say(format!(
-                    "  {}: the step at {rate:.0} req/s missed during steal; trying it again",
-                    s.template.id
+                    "  {}: the step at {rate:.0} req/s missed using {:.0}% of its busiest budget; \
+                     trying it again",
+                    s.template.id,
+                    used * 100.0
                 ));
                 continue;
             }
