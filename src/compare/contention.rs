@@ -70,10 +70,10 @@ impl Snapshot {
 /// routed requests were) over its budget, and the store's over its
 /// nodes' budgets. Near 1 when a budget was what held the cell back; well
 /// under 1 when something else did. Read from the processes' own CPU
-/// time, not from the quota's throttled periods: on a virtual machine the
-/// time a virtual CPU is taken away is charged to the quota of whatever
-/// ran on it, so a group can be throttled in most of its periods while it
-/// uses a fraction of its budget. `None` without budgets.
+/// time, not from the quota's throttled periods: while the hypervisor
+/// took CPU time away, a group was seen throttled in most of its periods
+/// while its processes used a fraction of its budget. `None` without
+/// budgets.
 pub fn budget_used(cell: &Cell) -> Option<f64> {
     let replicas = match (cell.server_cpu_cores, cell.replica_budget) {
         (Some(cores), Some(budget)) if budget > 0.0 && cell.replicas > 0 => {

@@ -95,9 +95,8 @@ pub fn report(
             md,
             "**Steal**: every cell also records the share of the machine's CPU time the \
              hypervisor took during it (`steal` in `/proc/stat`), in its notes from {:.0}%. While it \
-             does, the time a virtual CPU is away is charged to the CPU quota of whatever ran on \
-             it, so the capacity search judges a budget's use from its processes' own CPU time \
-             (section 6).\n",
+             does, a quota's throttled periods overstate what the budget's processes used, so \
+             the capacity search judges a budget's use from their own CPU time (section 6).\n",
             crate::compare::contention::STOLEN * 100.0
         );
     }

@@ -98,9 +98,9 @@ const UNSATURATED: f64 = 0.5;
 /// Whether no budget held step `s` back: every budgeted process (each
 /// replica, the store) used under [`UNSATURATED`] of its CPU budget,
 /// read from its own CPU time ([`budget_used`]). Not from the quota's
-/// throttled periods: while the hypervisor takes a virtual CPU away, the
-/// time is charged to the quota of whatever ran on it, and a replica
-/// using a fifth of its budget was throttled in 98% of its periods.
+/// throttled periods: while the hypervisor took CPU time away, a replica
+/// whose own CPU time came to two fifths of its budget was throttled in
+/// 98% of its periods.
 fn unsaturated(s: &Step) -> bool {
     s.budget_used.is_some_and(|u| u < UNSATURATED)
 }
