@@ -196,7 +196,7 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
         if r.spec(server, false).is_none() {
             continue; // its store did not start (noted in the run's skips)
         }
-        let cells = search(r, server, policy).await?;
+        let cells = search(r, server, policy, placement).await?;
         let one = cells
             .iter()
             .find(|c| c.replicas == 1)
@@ -248,7 +248,12 @@ const MAX_REPEATS: usize = 2;
 /// between their steps), so that drift on a shared machine touches every
 /// count alike and the efficiency ratios compare like with like. Each
 /// cell is its count's step at capacity, with every step of its search.
-async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Result<Vec<Cell>> {
+async fn search(
+    r: &mut Runner,
+    server: Server,
+    policy: Policy,
+    placement: &Placement,
+) -> anyhow::Result<Vec<Cell>> {
     r.progress
         .begin(&format!("capacity/{}/{}", server.slug(), policy.name()));
     r.check_stop()?;
@@ -261,18 +266,13 @@ async fn search(r: &mut Runner, server: Server, policy: Policy) -> anyhow::Resul
         fleets.push((n, r.fleet(&spec, n).await?));
     }
     // Every step knows the budgets, to tell how much of them it used.
-    let budgets = r
-        .launcher
-        .placement
-        .as_deref()
-        .filter(|p| p.budgets_replicas())
-        .map(|p| (p.replica_cpu(), p.store_cpu()));
+    let budgeted = placement.budgets_replicas();
     let mut searches = Vec::new();
     for (n, replicas) in fleets {
         let servers = watched(&replicas);
         let template = Cell {
-            replica_budget: budgets.and_then(|b| b.0),
-            store_budget: budgets.and_then(|b| b.1),
+            replica_budget: placement.replica_cpu().filter(|_| budgeted),
+            store_budget: placement.store_cpu().filter(|_| budgeted),
             store_nodes: match server {
                 Server::StatefulRedis | Server::HybridRedis => Some(1),
                 Server::StatefulRedisCluster => Some(CLUSTER_MASTERS),
