@@ -136,8 +136,9 @@ fn step_time(r: &Runner) -> Duration {
     r.opts.cell_time().min(Duration::from_secs(3))
 }
 
-/// Whether steps near the SLO are run again for longer (not with
-/// `--quick`, whose search is a sketch).
+/// Whether steps near the SLO are run again for longer, and misses the
+/// machine may have caused tried again (not with `--quick`, whose search
+/// is a sketch).
 fn extends(r: &Runner) -> bool {
     !r.quick()
 }
@@ -233,8 +234,9 @@ struct Search {
     bisection: Bisection,
     /// Steps run again for longer so far.
     repeats: usize,
-    /// The rate of the last step that missed with no budget saturated and
-    /// decided nothing (tried once more, and then it decides).
+    /// The rate of the last step that missed with no budget saturated, or
+    /// while the host stole time, and decided nothing (tried once more,
+    /// and then it decides).
     spoiled_at: Option<f64>,
 }
 
@@ -313,17 +315,20 @@ async fn search(
                 verdict = as_step(&cell, slo, Some(rate));
                 verdict.extended = true;
             }
-            let retried = s.spoiled_at == Some(rate);
+            // `--quick`'s two steps have no round to spare for a retry.
+            let retried = !extends(r) || s.spoiled_at == Some(rate);
             let (met, decided) = (verdict.met_slo, decides(&verdict, retried));
             let used = verdict.budget_used.unwrap_or(0.0);
+            let steal = verdict.steal.unwrap_or(0.0);
             s.steps.push(verdict);
             if !decided {
                 s.spoiled_at = Some(rate);
                 r.progress.say(format!(
-                    "  {}: the step at {rate:.0} req/s missed using {:.0}% of its busiest budget; \
-                     trying it again",
+                    "  {}: the step at {rate:.0} req/s missed using {:.0}% of its busiest budget, \
+                     {:.1}% of the machine stolen; trying it again",
                     s.template.id,
-                    used * 100.0
+                    used * 100.0,
+                    steal * 100.0
                 ));
                 continue;
             }
