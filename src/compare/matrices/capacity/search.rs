@@ -134,9 +134,9 @@ pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
 /// every request that arrives meanwhile past a 10 ms SLO, and 120 ms is
 /// four times the 1% of a step that p99 tolerates. In the calm full run,
 /// 19 of the 21 fixed-rate steps stolen this much missed the SLO, against
-/// 20 of the 54 stolen under 1%; by hand, one stateless replica at 1,200
-/// requests/s for 20 s had p99 18–24 ms in three runs with 10–17% of the
-/// machine stolen, and 1.4 ms in one with under 0.5%.
+/// 20 of the 54 stolen under 1%. By hand, one stateless replica at 1,200
+/// requests/s for 20 s had p99 18–24 ms in three runs with 5–8% of the
+/// machine stolen, and 1.4 ms in a 10-s run with 0.4% stolen.
 const STOLEN: f64 = 0.02;
 
 /// Whether the host disturbed step `s` ([`STOLEN`]).
