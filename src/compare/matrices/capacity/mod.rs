@@ -10,6 +10,7 @@
 //! step that met it.
 
 mod search;
+mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,8 @@ use crate::host::services::RedisCluster;
 use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
-use search::{Bisection, as_step, decided_by_generator, decides, marginal, suspect};
+use search::{Bisection, decided_by_generator};
+use verdict::{as_step, decides, marginal, suspect};
 
 /// Each replica's CPU budget when the run gives none (`--replica-cpu`),
 /// in cores: small enough that four replicas and Redis share one core and
