@@ -317,9 +317,10 @@ async fn search(
                 verdict = as_step(&cell, slo, Some(rate));
                 verdict.extended = true;
             }
-            // `--quick`'s two steps have no round to spare for a retry.
-            let retried = !extends(r) || s.spoiled_at == Some(rate);
-            let (met, decided) = (verdict.met_slo, decides(&verdict, retried));
+            // The retry of a set-aside miss decides whatever happens, and so
+            // does every step of `--quick`, which has no round to spare.
+            let last_try = !extends(r) || s.spoiled_at == Some(rate);
+            let (met, decided) = (verdict.met_slo, decides(&verdict, last_try));
             let used = verdict.budget_used.unwrap_or(0.0);
             let steal = verdict.steal.unwrap_or(0.0);
             s.steps.push(verdict);

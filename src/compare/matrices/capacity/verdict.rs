@@ -99,11 +99,11 @@ fn stolen(s: &Step) -> bool {
 /// ([`unsaturated`]), or that the hypervisor disturbed ([`stolen`]),
 /// decides nothing: the machine may have failed it, not the design, so
 /// the same rate is tried again on the next round (the search ends wider,
-/// not lower than the design deserves), once: `retried` says this is
+/// not lower than the design deserves), once: `last_try` says this is
 /// that retry, which decides whatever happens. A step that met the SLO
 /// always decides: the host only ever adds latency.
-pub(super) fn decides(s: &Step, retried: bool) -> bool {
-    s.met_slo || retried || !(unsaturated(s) || stolen(s))
+pub(super) fn decides(s: &Step, last_try: bool) -> bool {
+    s.met_slo || last_try || !(unsaturated(s) || stolen(s))
 }
 
 /// What a step says about the SLO.
