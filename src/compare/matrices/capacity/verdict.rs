@@ -25,17 +25,22 @@ const MAX_ERROR_RATE: f64 = 0.001;
 /// decides where the rest of the search looks.
 const MARGIN: f64 = 4.0 / 3.0;
 
+/// Whether only its p99 can fail step `s`, and a longer run may still
+/// change its verdict: a fixed-rate step, not already the longer run,
+/// that kept up with its rate, without errors, with the generator to
+/// spare.
+fn only_p99_decides(s: &Step) -> bool {
+    let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
+    !s.extended && kept_up && s.error_rate < MAX_ERROR_RATE && !s.generator_bound
+}
+
 /// Whether step `s` is close enough to the SLO that a longer run should
 /// decide it: a fixed-rate step that only its p99 could fail (it kept up,
 /// without errors, with the generator to spare) and whose p99 is within
 /// [`MARGIN`] of the SLO.
 pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
     let slo_us = slo.as_micros() as f64;
-    let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
-    !s.extended
-        && kept_up
-        && s.error_rate < MAX_ERROR_RATE
-        && !s.generator_bound
+    only_p99_decides(s)
         && s.p99_us
             .is_some_and(|p| (slo_us / MARGIN..=slo_us * MARGIN).contains(&(p as f64)))
 }
@@ -68,14 +73,7 @@ fn unsaturated(s: &Step) -> bool {
 /// decides it.
 pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
     let slo_us = slo.as_micros() as u64;
-    let kept_up = s.offered_rps.is_some_and(|o| s.achieved_rps >= KEEP_UP * o);
-    !s.extended
-        && !s.met_slo
-        && kept_up
-        && s.error_rate < MAX_ERROR_RATE
-        && !s.generator_bound
-        && s.p99_us.is_some_and(|p| p > slo_us)
-        && unsaturated(s)
+    only_p99_decides(s) && !s.met_slo && s.p99_us.is_some_and(|p| p > slo_us) && unsaturated(s)
 }
 
 /// A step during which the hypervisor took at least this share of the
