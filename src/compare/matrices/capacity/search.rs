@@ -53,6 +53,51 @@ impl Bisection {
     }
 }
 
+/// How far one search has come: the steps that decided (the first
+/// fixed-rate step and each bisection), and the spare rounds spent on
+/// misses set aside ([`super::verdict::decides`]). Every step either
+/// decides or spends a spare round, so a search runs at most
+/// `rounds + spare` steps.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Rounds {
+    rounds: usize,
+    spare: usize,
+    decided: usize,
+    /// Spare rounds spent so far.
+    pub(super) set_aside: usize,
+}
+
+impl Rounds {
+    pub(super) fn new(rounds: usize, spare: usize) -> Self {
+        Self {
+            rounds,
+            spare,
+            decided: 0,
+            set_aside: 0,
+        }
+    }
+
+    /// Whether the search has a step left to run.
+    pub(super) fn open(&self) -> bool {
+        self.decided < self.rounds
+    }
+
+    /// Whether the next step decides whatever happens: no spare round is
+    /// left to set it aside.
+    pub(super) fn last_try(&self) -> bool {
+        self.set_aside >= self.spare
+    }
+
+    /// Counts a step that decided, or one set aside.
+    pub(super) fn record(&mut self, decided: bool) {
+        if decided {
+            self.decided += 1;
+        } else {
+            self.set_aside += 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::BISECT_FULL;
@@ -105,6 +150,24 @@ mod tests {
         assert!(decided_by_generator(&steps, Some(7_500.0)));
         // No step met the SLO: the lowest miss decides.
         assert!(!decided_by_generator(&steps[..1], None));
+    }
+
+    #[test]
+    fn set_aside_steps_spend_spare_rounds_and_then_every_step_decides() {
+        let mut rounds = Rounds::new(5, 2);
+        let mut steps = 0;
+        // A host that would spoil every miss: the first two are set aside,
+        // after that each step decides.
+        while rounds.open() {
+            let decided = rounds.last_try();
+            rounds.record(decided);
+            steps += 1;
+        }
+        assert_eq!(steps, 7);
+        assert_eq!(rounds.set_aside, 2);
+        // Without spare rounds (`--quick`), the first step decides.
+        let quick = Rounds::new(2, 0);
+        assert!(quick.last_try());
     }
 
     #[test]

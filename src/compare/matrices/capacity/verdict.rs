@@ -97,9 +97,10 @@ fn stolen(s: &Step) -> bool {
 /// ([`unsaturated`]), or that the hypervisor disturbed ([`stolen`]),
 /// decides nothing: the machine may have failed it, not the design, so
 /// the same rate is tried again on the next round (the search ends wider,
-/// not lower than the design deserves), once: `last_try` says this is
-/// that retry, which decides whatever happens. A step that met the SLO
-/// always decides: the host only ever adds latency.
+/// not lower than the design deserves), while the search has a spare
+/// round: `last_try` says it has none left, and the step decides whatever
+/// happens. A step that met the SLO always decides: the host only ever
+/// adds latency.
 pub(super) fn decides(s: &Step, last_try: bool) -> bool {
     s.met_slo || last_try || !(unsaturated(s) || stolen(s))
 }
