@@ -10,10 +10,13 @@ use super::super::super::cell::Step;
 /// that decided the capacity may not: the lowest rate above it that missed
 /// the SLO (a step that met it was not generator-bound). A miss at a
 /// higher rate decided nothing once a lower one had missed without the
-/// generator running out.
+/// generator running out. Of two misses at one rate, the later decided: the
+/// earlier was set aside ([`super::verdict::decides`]) and its rate tried
+/// again.
 pub(super) fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> bool {
     steps
         .iter()
+        .rev()
         .filter(|s| s.offered_rps.is_some() && !s.met_slo && s.offered_rps > capacity)
         .min_by(|a, b| {
             let rate = |s: &Step| s.offered_rps.unwrap_or(f64::INFINITY);
@@ -150,6 +153,15 @@ mod tests {
         assert!(decided_by_generator(&steps, Some(7_500.0)));
         // No step met the SLO: the lowest miss decides.
         assert!(!decided_by_generator(&steps[..1], None));
+        // A miss at 8,000 set aside with the generator out of CPU, then
+        // tried again and missed with the generator to spare (as
+        // stateless on four replicas did at 12,127 requests/s): the retry
+        // decided, and it was the design's.
+        steps[3].generator_bound = false;
+        steps.push(step(Some(8_000.0), false, true));
+        assert!(decided_by_generator(&steps, Some(7_500.0)));
+        steps.push(step(Some(8_000.0), false, false));
+        assert!(!decided_by_generator(&steps, Some(7_500.0)));
     }
 
     #[test]
