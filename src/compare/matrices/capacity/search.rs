@@ -10,8 +10,8 @@ use super::super::super::cell::Step;
 /// that decided the capacity may not: the lowest rate above it that missed
 /// the SLO (a step that met it was not generator-bound). A miss at a
 /// higher rate decided nothing once a lower one had missed without the
-/// generator running out. Of two misses at one rate, the later decided: the
-/// earlier was set aside ([`super::verdict::decides`]) and its rate tried
+/// generator running out. Of misses at one rate, the last decided: each
+/// before it was set aside ([`super::verdict::decides`]) and its rate tried
 /// again.
 pub(super) fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> bool {
     steps
