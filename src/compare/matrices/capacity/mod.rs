@@ -239,6 +239,14 @@ struct Search {
     rounds: Rounds,
 }
 
+impl Search {
+    /// Whether the search has a step left: rounds to run, and a rate of at
+    /// least one request per second to run them at.
+    fn open(&self) -> bool {
+        self.rounds.open() && self.bisection.next >= 1.0
+    }
+}
+
 /// Steps one replica count's search may run again for longer: each costs
 /// two steps' time, and a machine that stalls all the time would
 /// otherwise double the search.
@@ -320,14 +328,9 @@ async fn search(
     }
     // Each round runs one step of every search still open; a step either
     // decides or spends a spare round, so the rounds are bounded.
-    loop {
-        let mut ran = false;
-        for s in &mut searches {
+    while searches.iter().any(Search::open) {
+        for s in searches.iter_mut().filter(|s| s.open()) {
             let rate = s.bisection.next;
-            if !s.rounds.open() || rate < 1.0 {
-                continue;
-            }
-            ran = true;
             let mut cell = step(r, &s.template, &s.servers, Some(rate), step_time(r)).await?;
             let mut verdict = as_step(&cell, slo, Some(rate));
             let again = marginal(&verdict, slo) || suspect(&verdict, slo);
@@ -352,7 +355,7 @@ async fn search(
                     used * 100.0,
                     steal * 100.0,
                     s.rounds.set_aside,
-                    spare_rounds(r)
+                    s.rounds.spare
                 ));
                 continue;
             }
@@ -360,9 +363,6 @@ async fn search(
             if met {
                 s.best = Some(cell);
             }
-        }
-        if !ran {
-            break;
         }
     }
     Ok(searches.into_iter().map(finish).collect())

@@ -64,7 +64,8 @@ impl Bisection {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Rounds {
     rounds: usize,
-    spare: usize,
+    /// Spare rounds the search has.
+    pub(super) spare: usize,
     decided: usize,
     /// Spare rounds spent so far.
     pub(super) set_aside: usize,
