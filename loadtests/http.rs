@@ -98,6 +98,8 @@ pub(crate) struct State {
     pub cookie_len: usize,
     pub added: usize,
     pub affinity: Affinity,
+    /// Whether the user has its own client yet ([`super::client`]).
+    pub own_client: bool,
 }
 
 #[derive(serde::Deserialize)]

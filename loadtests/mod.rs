@@ -21,7 +21,8 @@
 //!
 //! The rest is shared: [`config`] (the knobs of a run), [`shared`] (what
 //! every user of a run shares), [`pacer`] (Poisson arrivals for fixed-rate
-//! runs), [`timeline`] (per-second figures), `http` (routing, sending, login),
+//! runs), [`timeline`] (per-second figures), [`client`] (each user's own HTTP
+//! client, built cheaply), `http` (routing, sending, login),
 //! [`run`] (goose and the watchdog), [`result`] (histograms that merge).
 //!
 //! Requests go through [`balance::Balancer`], the embedded load balancer
@@ -36,6 +37,7 @@
 
 pub mod balance;
 pub mod cart;
+pub mod client;
 pub mod config;
 pub mod healthz;
 pub(crate) mod http;

@@ -43,6 +43,7 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     let goose_config = goose::config::GooseConfiguration::parse_args_default(&config.goose_args())
         .map_err(|e| anyhow::anyhow!("goose configuration: {e}"))?;
     let attack = GooseAttack::initialize_with_config(goose_config)
+        .and_then(super::client::start_shared)
         .map_err(|e| anyhow::anyhow!("goose: {e}"))?
         .register_scenario((config.scenario.spec().build)(&shared));
     let deadline = Instant::now() + config.planned() + OVERRUN;

@@ -73,6 +73,8 @@ pub struct Shared {
     pub pacer: Option<super::pacer::Pacer>,
     /// Per-second figures, when the run keeps them (`LoadConfig::timeline`).
     pub timeline: Option<super::timeline::Timeline>,
+    /// How each user's own client is built on its first request.
+    clients: super::client::UserClients,
 }
 
 impl Shared {
@@ -120,6 +122,9 @@ impl Shared {
                 let secs = (config.planned() + super::run::OVERRUN).as_secs() as usize + 2;
                 super::timeline::Timeline::new(secs)
             }),
+            clients: super::client::UserClients::for_targets(
+                std::iter::once(&config.target).chain(&config.replicas),
+            ),
         })
     }
 
@@ -164,6 +169,17 @@ impl Shared {
         let id = user.weighted_users_index as u64;
         if user.get_session_data::<State>().is_none() {
             user.set_session_data(State::default());
+        }
+        // A user's first request: its own client ([`super::client`]).
+        if let Some(state) = user
+            .get_session_data_mut::<State>()
+            .filter(|s| !s.own_client)
+        {
+            state.own_client = true;
+            user.client = self
+                .clients
+                .build()
+                .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
         }
         // In place: no copy of the token on every request.
         let picked = user

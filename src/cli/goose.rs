@@ -141,8 +141,9 @@ pub async fn goose(args: GooseArgs) -> anyhow::Result<()> {
     if goose_config.host.is_none() && !target.is_empty() {
         goose_config.host = Some(target);
     }
-    let mut attack =
-        GooseAttack::initialize_with_config(goose_config).map_err(|e| goose_error(&e))?;
+    let mut attack = GooseAttack::initialize_with_config(goose_config)
+        .and_then(crate::loadtests::client::start_shared)
+        .map_err(|e| goose_error(&e))?;
     for kind in ScenarioKind::ALL {
         attack = attack.register_scenario((kind.spec().build)(&shared));
     }
