@@ -170,16 +170,19 @@ impl Shared {
         if user.get_session_data::<State>().is_none() {
             user.set_session_data(State::default());
         }
-        // A user's first request: its own client ([`super::client`]).
-        if let Some(state) = user
-            .get_session_data_mut::<State>()
-            .filter(|s| !s.own_client)
+        // A user's first request: its own client ([`super::client`]),
+        // marked as had only once it is the user's.
+        if user
+            .get_session_data::<State>()
+            .is_some_and(|s| !s.own_client)
         {
-            state.own_client = true;
             user.client = self
                 .clients
                 .build()
                 .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
+            if let Some(state) = user.get_session_data_mut::<State>() {
+                state.own_client = true;
+            }
         }
         // In place: no copy of the token on every request.
         let picked = user
