@@ -15,9 +15,10 @@
 use std::time::Duration;
 
 use goose::client::GooseClientBuilder;
+use goose::config::GooseConfiguration;
 use goose::prelude::*;
 
-/// goose's own request timeout, which the clients built here keep.
+/// goose's own request timeout when `--timeout` gives none.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Has goose build one client for its users to start with, not one each.
@@ -40,11 +41,14 @@ impl UserClients {
         }
     }
 
-    /// A new client with a cookie jar and no connection yet.
-    pub fn build(self) -> reqwest::Result<reqwest::Client> {
+    /// A new client with a cookie jar and no connection yet, with the
+    /// client options of goose's command line (`--timeout`,
+    /// `--accept-invalid-certs`) as goose would have built it.
+    pub fn build(self, config: &GooseConfiguration) -> reqwest::Result<reqwest::Client> {
         let builder = reqwest::Client::builder()
             .cookie_store(true)
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(timeout(config))
+            .danger_accept_invalid_certs(config.accept_invalid_certs)
             .user_agent(concat!("statebench/", env!("CARGO_PKG_VERSION")));
         let builder = if self.tls {
             builder
@@ -54,6 +58,16 @@ impl UserClients {
         };
         builder.build()
     }
+}
+
+/// goose's `--timeout` (seconds, fractions allowed), else its default.
+fn timeout(config: &GooseConfiguration) -> Duration {
+    config
+        .timeout
+        .as_deref()
+        .and_then(|t| t.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map_or(REQUEST_TIMEOUT, Duration::from_secs_f64)
 }
 
 #[cfg(test)]
@@ -70,7 +84,18 @@ mod tests {
         ];
         assert!(UserClients::for_targets(&mixed).tls);
         // Both kinds build.
-        UserClients::for_targets(&http).build().unwrap();
-        UserClients::for_targets(&mixed).build().unwrap();
+        let config = GooseConfiguration::default();
+        UserClients::for_targets(&http).build(&config).unwrap();
+        UserClients::for_targets(&mixed).build(&config).unwrap();
+    }
+
+    #[test]
+    fn goose_timeout_carries_over() {
+        let mut config = GooseConfiguration::default();
+        assert_eq!(timeout(&config), REQUEST_TIMEOUT);
+        config.timeout = Some("2.5".into());
+        assert_eq!(timeout(&config), Duration::from_millis(2500));
+        config.timeout = Some("soon".into());
+        assert_eq!(timeout(&config), REQUEST_TIMEOUT);
     }
 }

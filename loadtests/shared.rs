@@ -178,7 +178,7 @@ impl Shared {
         {
             user.client = self
                 .clients
-                .build()
+                .build(&user.config)
                 .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
             if let Some(state) = user.get_session_data_mut::<State>() {
                 state.own_client = true;
