@@ -167,22 +167,22 @@ impl Shared {
         avoid: Option<usize>,
     ) -> Result<(usize, String), Box<TransactionError>> {
         let id = user.weighted_users_index as u64;
-        if user.get_session_data::<State>().is_none() {
-            user.set_session_data(State::default());
-        }
         // A user's first request: its own client ([`super::client`]),
-        // marked as had only once it is the user's.
-        if user
+        // marked as had (with the user's state) only once it is the user's.
+        if !user
             .get_session_data::<State>()
-            .is_some_and(|s| !s.own_client)
+            .is_some_and(|s| s.own_client)
         {
             user.client = self
                 .clients
                 .build(&user.config)
                 .map_err(|e| Box::new(TransactionError::Reqwest(e)))?;
-            if let Some(state) = user.get_session_data_mut::<State>() {
-                state.own_client = true;
-            }
+            let mut state = user
+                .get_session_data::<State>()
+                .cloned()
+                .unwrap_or_default();
+            state.own_client = true;
+            user.set_session_data(state);
         }
         // In place: no copy of the token on every request.
         let picked = user
