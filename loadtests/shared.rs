@@ -218,9 +218,18 @@ impl Shared {
 
     /// Seconds from the first request sent to the last answer, if any.
     pub fn active_secs(&self) -> Option<f64> {
-        let first = self.first_sent_us.load(Ordering::Relaxed);
-        let last = self.last_answer_us.load(Ordering::Relaxed);
+        let (first, last) = self.active_us();
         (first > 0 && last > first).then(|| (last - first) as f64 / 1e6)
+    }
+
+    /// When the first request was sent and the last answer came, in
+    /// microseconds since the run's epoch ([`Shared::now_us`]); 0 for
+    /// what has not happened.
+    pub fn active_us(&self) -> (u64, u64) {
+        (
+            self.first_sent_us.load(Ordering::Relaxed),
+            self.last_answer_us.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn trouble(&self) {

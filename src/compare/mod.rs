@@ -7,6 +7,8 @@
 //! - [`cell`]: what a cell records, named by typed values;
 //! - [`runner`]: the one recipe every load cell follows, and the
 //!   measurements around it;
+//! - [`usage`]: the processes' CPU over the part of a load when requests
+//!   were in flight;
 //! - [`matrices`]: the matrices, one module each;
 //! - [`fleet`]: the replicas (`statebench serve` child processes);
 //! - [`elastic`]: a replica killed, added, restarted or scaled down
@@ -38,6 +40,7 @@ pub mod progress;
 pub mod report;
 pub mod revocation;
 pub mod runner;
+pub mod usage;
 pub mod vs;
 
 pub use cell::{Balancer, Cell, Event, Server};

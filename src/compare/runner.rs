@@ -11,6 +11,7 @@ use super::cell::{Cell, Server};
 use super::contention::Snapshot;
 use super::fleet::{Launcher, Replica, ServerSpec, Watched, watched};
 use super::progress::Progress;
+use super::usage::{SAMPLE_EVERY, Sample, Span, sample_every};
 use super::{BalancerChoice, Options, matrices};
 use crate::host::proc::cpu_time;
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
@@ -322,25 +323,40 @@ impl Runner {
         let ws = config.scenario.is_websocket();
         let counted = self.server_count(servers, ws).await;
         let calls = self.store_calls(servers).await;
-        let server0 = cpu(servers);
-        let proxy0 = proxy.and_then(Haproxy::cpu);
-        let redis0 = self.store_cpu(cell.server);
         let placement = self.launcher.placement.clone();
         let me = std::process::id();
-        let gen0 = cpu_time(me);
+        let shared = Shared::new(&config);
+        let design = cell.server;
+        let sample = || Sample {
+            at_us: shared.now_us(),
+            servers: cpu(servers),
+            proxy: proxy.and_then(Haproxy::cpu),
+            store: self.store_cpu(design),
+            generator: cpu_time(me),
+        };
+        let mut samples = vec![sample()];
         let contention = Snapshot::take(placement.as_deref());
         let started = Instant::now();
-        let shared = Shared::new(&config);
-        let result = match placement.as_ref().and_then(|p| p.generator_cores()) {
-            Some(cores) => loadtests::run_shared_on(cores, &config, shared.clone()).await?,
-            None => loadtests::run_shared(&config, shared.clone()).await?,
+        let load = async {
+            match placement.as_ref().and_then(|p| p.generator_cores()) {
+                Some(cores) => loadtests::run_shared_on(cores, &config, shared.clone()).await,
+                None => loadtests::run_shared(&config, shared.clone()).await,
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            result = load => result?,
+            never = sample_every(SAMPLE_EVERY, || samples.push(sample())) => match never {},
         };
         let wall = started.elapsed();
         contention.record(&mut cell, placement.as_deref());
-        let gen1 = cpu_time(me);
-        let server1 = cpu(servers);
-        let proxy1 = proxy.and_then(Haproxy::cpu);
-        let redis1 = self.store_cpu(cell.server);
+        samples.push(sample());
+        // CPU over the time requests were in flight, else over the run.
+        let (first_us, last_us) = shared.active_us();
+        let span = Span::active(&samples, first_us, last_us).unwrap_or(Span {
+            from: samples[0],
+            to: samples[samples.len() - 1],
+        });
         let counted_after = self.server_count(servers, ws).await;
         if let (Some(a), Some(b)) = (calls, self.store_calls(servers).await) {
             cell.store_calls = Some(b.saturating_sub(a));
@@ -351,16 +367,13 @@ impl Runner {
         cell.rss_bytes = servers.iter().filter_map(Watched::rss_bytes).collect();
         let wall_s = wall.as_secs_f64();
         cell.wall_secs = wall_s;
-        // Rates over the time requests were in flight; CPU over the wall.
+        // Rates and CPU over the time requests were in flight (CPU over
+        // the whole run when that time was too short to sample).
         let active_s = result.active_secs.filter(|&s| s > 0.0).unwrap_or(wall_s);
         cell.fill_from(&result, active_s);
-        let cores = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
-            (Some(a), Some(b)) => Some(b.saturating_sub(a).as_secs_f64() / wall_s),
-            _ => None,
-        };
-        cell.generator_cpu_cores = cores(gen0, gen1).unwrap_or(0.0);
-        cell.server_cpu_cores = cores(server0, server1);
-        if let Some(proxy_cores) = cores(proxy0, proxy1) {
+        cell.generator_cpu_cores = span.cores(|s| s.generator).unwrap_or(0.0);
+        cell.server_cpu_cores = span.cores(|s| s.servers);
+        if let Some(proxy_cores) = span.cores(|s| s.proxy) {
             cell.notes
                 .push(format!("HAProxy used {proxy_cores:.2} cores"));
         }
@@ -369,7 +382,7 @@ impl Runner {
             cell.server,
             Server::StatefulRedis | Server::StatefulRedisCluster | Server::HybridRedis
         ) || cell.backplane == Some(true);
-        if let Some(redis_cores) = cores(redis0, redis1).filter(|&c| uses_redis || c >= 0.02) {
+        if let Some(redis_cores) = span.cores(|s| s.store).filter(|&c| uses_redis || c >= 0.02) {
             cell.notes
                 .push(format!("Redis used {redis_cores:.2} cores"));
             cell.store_cpu_cores = Some(redis_cores);
@@ -411,10 +424,10 @@ impl Runner {
         if let Some(server_cores) = cell.server_cpu_cores {
             if goose_count > 0 {
                 cell.server_cpu_us_per_request =
-                    Some(server_cores * wall_s * 1e6 / goose_count as f64);
+                    Some(server_cores * active_s * 1e6 / goose_count as f64);
                 cell.store_cpu_us_per_request = cell
                     .store_cpu_cores
-                    .map(|c| c * wall_s * 1e6 / goose_count as f64);
+                    .map(|c| c * active_s * 1e6 / goose_count as f64);
             }
             cell.generator_bound = match placement.as_ref().and_then(|p| p.generator_cores()) {
                 // On cores of its own, the generator limited the run when
