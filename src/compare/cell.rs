@@ -324,6 +324,9 @@ pub struct Step {
     /// The busiest budget's used share ([`super::contention::budget_used`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_used: Option<f64>,
+    /// The load generator's CPU while requests were in flight, in cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_cores: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
     /// The step was run again for twice as long, because its p99 came

@@ -136,6 +136,7 @@ mod tests {
             busiest_throttled: None,
             steal: None,
             budget_used: None,
+            generator_cores: None,
             generator_bound,
             met_slo: met,
             extended: false,
