@@ -47,7 +47,7 @@ pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
 
 /// A budget whose process used less than this share of its CPU was not
 /// what held a step back. Read over the time requests were in flight, on
-/// a calm host every fixed-rate step that missed used 74–108% of its
+/// a calm host every fixed-rate step that missed used 74–107% of its
 /// busiest budget but one: stateless on two replicas missed at 3,125
 /// requests/s (p99 54 ms) using 67%, after meeting 2,679. Under a 0.1-core
 /// quota a replica's CPU per request falls as its rate rises, so near
