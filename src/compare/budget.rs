@@ -94,6 +94,18 @@ impl Placement {
             .then(|| self.server_cores.len().clamp(1, 1024) as u16)
     }
 
+    /// Whether `replicas` replica budgets and `store_nodes` store budgets
+    /// add up to no more than the servers' cores (false without budgets).
+    pub fn fits(&self, replicas: usize, store_nodes: usize) -> bool {
+        match (self.options.replica_cpu, self.options.store_cpu) {
+            (Some(replica), Some(store)) if self.budgets_replicas() => budgets_fit(
+                replicas as f64 * replica + store_nodes as f64 * store,
+                self.server_cores.len(),
+            ),
+            _ => false,
+        }
+    }
+
     /// The Redis and HAProxy budget asked for, in cores.
     pub fn store_cpu(&self) -> Option<f64> {
         self.options.store_cpu
@@ -269,5 +281,23 @@ impl Placement {
             .iter()
             .map(|(n, b)| Some((n.clone(), b.stat().ok()?)))
             .collect()
+    }
+}
+
+/// Whether budgets of `cores_wanted` in all fit in `cores` whole cores.
+fn budgets_fit(cores_wanted: f64, cores: usize) -> bool {
+    cores_wanted <= cores as f64 + 1e-9
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budgets_fit;
+
+    #[test]
+    fn eight_tenth_core_replicas_and_a_store_fit_one_core_and_a_cluster_does_not() {
+        assert!(budgets_fit(8.0 * 0.1 + 0.1, 1));
+        assert!(budgets_fit(4.0 * 0.1 + 3.0 * 0.1, 1));
+        assert!(!budgets_fit(8.0 * 0.1 + 3.0 * 0.1, 1));
+        assert!(budgets_fit(8.0 * 0.1 + 3.0 * 0.1, 2));
     }
 }
