@@ -115,8 +115,9 @@ pub fn report(
     }
     let _ = writeln!(
         md,
-        "\nServer CPU per request is read from /proc of each replica process over the whole run \
-         (ramp-up and on-start logins included, divided by every answered request), every HTTP \
+        "\nServer CPU per request is read from /proc of each replica process while requests were \
+         in flight, from the first sent to the last answer (on-start logins included, goose's \
+         start-up and shut-down left out), per answered request, every HTTP \
          server at the same offered rate ({} req/s from {} users; `equal-rate` rows below, \
          repeated and interleaved across servers; the median of the repeats is quoted). \
          It is the figure to trust on this 2-core machine: the load generator competes with the \
