@@ -40,8 +40,9 @@ use verdict::{as_step, decides, marginal, suspect};
 pub const REPLICA_CPU: f64 = 0.1;
 /// Redis's budget when the run gives none (`--store-cpu`): a replica's,
 /// the smallest with a 10 ms period. The single shared store becomes the
-/// limit as stateful-Redis replicas are added (it served two replicas'
-/// capacity here, not four's). Half of it (0.05 cores) needs a 20 ms
+/// limit as stateful-Redis replicas are added (at its full budget it
+/// served 3,338 requests/s on four replicas, 2.7 times one replica's
+/// capacity, and 2,594 on eight). Half of it (0.05 cores) needs a 20 ms
 /// period, and one throttled period then stalls Redis for up to 19 ms,
 /// past the SLO by itself: the capacity found was where the first such
 /// stall fell, which moved by half from one run to the next.
@@ -131,9 +132,9 @@ async fn start_cluster(r: &mut Runner, placement: &Placement) -> anyhow::Result<
 }
 
 /// The replica count at which one shared Redis shows its ceiling. A
-/// Redis under a replica's budget served about four replicas' capacity
-/// here (its CPU per request falls as it batches more commands per
-/// wake-up), so four replicas do not reach it and eight do.
+/// Redis under a replica's budget served about three to four replicas'
+/// capacity here (its CPU per request falls as it batches more commands
+/// per wake-up), so four replicas only reach it and eight are past it.
 const REPLICAS_STORE: usize = 8;
 
 /// The replica counts measured for `server`: 1, 2 and 4 (1 and 2 with
@@ -143,13 +144,16 @@ const REPLICAS_STORE: usize = 8;
 fn replica_counts(r: &Runner, server: Server) -> Vec<usize> {
     let mut counts = r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL).to_vec();
     let placement = r.launcher.placement.as_deref();
-    if !r.quick()
-        && server == Server::StatefulRedis
-        && placement.is_some_and(|p| p.fits(REPLICAS_STORE, 1))
-    {
+    if wants_store_count(r, server) && placement.is_some_and(|p| p.fits(REPLICAS_STORE, 1)) {
         counts.push(REPLICAS_STORE);
     }
     counts
+}
+
+/// Whether `server` is measured on [`REPLICAS_STORE`] replicas too,
+/// budgets allowing.
+fn wants_store_count(r: &Runner, server: Server) -> bool {
+    !r.quick() && server == Server::StatefulRedis
 }
 
 fn bisections(r: &Runner) -> usize {
@@ -475,8 +479,8 @@ pub fn planned_secs(r: &Runner) -> u64 {
     let counts: usize = cases(r)
         .into_iter()
         .map(|(server, _)| {
-            let base = r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL).len();
-            base + usize::from(!r.quick() && server == Server::StatefulRedis)
+            r.sizes(&REPLICAS_QUICK, &REPLICAS_FULL).len()
+                + usize::from(wants_store_count(r, server))
         })
         .sum();
     counts as u64 * cell_secs(r)
