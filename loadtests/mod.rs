@@ -21,7 +21,7 @@
 //!
 //! The rest is shared: [`config`] (the knobs of a run), [`shared`] (what
 //! every user of a run shares), [`pacer`] (Poisson arrivals for fixed-rate
-//! runs), [`timeline`] (per-second figures), [`client`] (each user's own HTTP
+//! runs) and [`wake`] (its send times kept to the microsecond), [`timeline`] (per-second figures), [`client`] (each user's own HTTP
 //! client, built cheaply), `http` (routing, sending, login),
 //! [`run`] (goose and the watchdog), [`result`] (histograms that merge).
 //!
@@ -51,6 +51,7 @@ pub mod shared;
 pub mod stateful;
 pub mod stateless;
 pub mod timeline;
+pub mod wake;
 pub mod ws_chat;
 pub mod ws_echo;
 

@@ -34,7 +34,21 @@ pub struct Pacer {
     mean_gap_ns: f64,
     /// The next free send time of each schedule, nanoseconds after `start`.
     next_ns: Vec<AtomicU64>,
+    /// Sends made, and those made more than [`LATE`] after their time.
+    sent: AtomicU64,
+    late: AtomicU64,
 }
+
+/// A send this long after its time was held back by the generator
+/// itself: its timer fired, but its core was busy elsewhere. The schedule
+/// never runs in the past, so servers that fall behind make sends fewer,
+/// not late; a late send is the generator's own delay, a tenth of the
+/// capacity matrix's default SLO.
+pub const LATE: Duration = Duration::from_millis(1);
+
+/// A fixed-rate run whose generator sent this share of its requests late
+/// ([`LATE`]) fell behind its schedule: its p99 may be the generator's.
+pub const LATE_SHARE: f64 = 0.01;
 
 impl Pacer {
     /// Arrivals at `rate` requests per second on average, across all users.
@@ -53,6 +67,8 @@ impl Pacer {
             start: Instant::now(),
             mean_gap_ns: 1e9 / rate.max(1e-3),
             next_ns: (0..lanes).map(|_| AtomicU64::new(0)).collect(),
+            sent: AtomicU64::new(0),
+            late: AtomicU64::new(0),
         }
     }
 
@@ -79,12 +95,23 @@ impl Pacer {
         }
     }
 
-    /// Waits for user `user`'s next send time.
+    /// Waits for user `user`'s next send time, and counts the send late
+    /// if it went more than [`LATE`] after it.
     pub async fn wait(&self, user: usize) {
         let at = self.claim(user);
-        if at > Instant::now() {
-            tokio::time::sleep_until(at.into()).await;
+        super::wake::at(at).await;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        if Instant::now().saturating_duration_since(at) > LATE {
+            self.late.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Sends made so far, and how many of them went late ([`LATE`]).
+    pub fn sends(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.late.load(Ordering::Relaxed),
+        )
     }
 }
 

@@ -122,6 +122,12 @@ pub struct LoadResult {
     pub chat_expected: u64,
     #[serde(default)]
     pub chat_delivered: u64,
+    /// Paced sends (fixed-rate runs), and those that went more than
+    /// `pacer::LATE` after their send time: the generator's own delay.
+    #[serde(default)]
+    pub paced_sends: u64,
+    #[serde(default)]
+    pub late_sends: u64,
     /// goose `--threshold` rules that failed (rule: observed).
     #[serde(default)]
     pub threshold_failures: Vec<String>,
@@ -185,6 +191,11 @@ impl LoadResult {
         }
     }
 
+    /// The share of paced sends that went late, for a paced run.
+    pub fn late_share(&self) -> Option<f64> {
+        (self.paced_sends > 0).then(|| self.late_sends as f64 / self.paced_sends as f64)
+    }
+
     /// Adds another run's samples (e.g. from a second load machine).
     pub fn merge(&mut self, other: &LoadResult) {
         if self.runs == 0 {
@@ -216,6 +227,8 @@ impl LoadResult {
         self.requests_sent += other.requests_sent;
         self.chat_expected += other.chat_expected;
         self.chat_delivered += other.chat_delivered;
+        self.paced_sends += other.paced_sends;
+        self.late_sends += other.late_sends;
         self.threshold_failures
             .extend(other.threshold_failures.iter().cloned());
         for (kind, n) in &other.errors {

@@ -84,6 +84,9 @@ pub async fn run_shared(config: &LoadConfig, shared: Arc<Shared>) -> anyhow::Res
     result.routed = shared.balancer.routed();
     result.request_bytes = shared.request_bytes.load(Ordering::Relaxed);
     result.requests_sent = shared.requests_sent.load(Ordering::Relaxed);
+    if let Some(p) = &shared.pacer {
+        (result.paced_sends, result.late_sends) = p.sends();
+    }
     if config.scenario == ScenarioKind::WsChat {
         shared.chat.add_to(&mut result);
     }

@@ -228,6 +228,10 @@ pub struct Cell {
     pub store_cpu_cores: Option<f64>,
     pub store_cpu_us_per_request: Option<f64>,
     pub generator_cpu_cores: f64,
+    /// Of a fixed-rate run's sends, the share that went more than
+    /// `loadtests::pacer::LATE` after their send time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_sends: Option<f64>,
     /// The load generator, not the servers, limited the rate.
     pub generator_bound: bool,
     pub rss_bytes: Vec<u64>,
@@ -287,6 +291,9 @@ pub struct Cell {
     /// capacity ÷ (replicas × the capacity of one replica of the same design).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling_efficiency: Option<f64>,
+    /// The same ratio for the closed-loop peak ([`Cell::peak_rps`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_efficiency: Option<f64>,
     /// Capacity cells: each replica's CPU budget and each store node's
     /// (cores, when applied), and the store's nodes (a cluster's masters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -327,6 +334,9 @@ pub struct Step {
     /// The load generator's CPU while requests were in flight, in cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_cores: Option<f64>,
+    /// [`Cell::late_sends`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_sends: Option<f64>,
     pub generator_bound: bool,
     pub met_slo: bool,
     /// The step was run again for twice as long, because its p99 came
@@ -370,6 +380,7 @@ impl Cell {
             store_cpu_cores: None,
             store_cpu_us_per_request: None,
             generator_cpu_cores: 0.0,
+            late_sends: None,
             generator_bound: false,
             rss_bytes: Vec::new(),
             server_counted: None,
@@ -394,6 +405,7 @@ impl Cell {
             capacity_rps: None,
             slo_p99_us: None,
             scaling_efficiency: None,
+            peak_efficiency: None,
             replica_budget: None,
             store_budget: None,
             store_nodes: None,
@@ -407,6 +419,16 @@ impl Cell {
     /// that were retried on another replica.
     pub fn lost(&self) -> u64 {
         self.failures.saturating_sub(self.retried)
+    }
+
+    /// A capacity cell's closed-loop peak: what its replicas served with
+    /// every user sending again as soon as answered, whatever the p99
+    /// (the search's first step).
+    pub fn peak_rps(&self) -> Option<f64> {
+        self.steps
+            .iter()
+            .find(|s| s.offered_rps.is_none())
+            .map(|s| s.achieved_rps)
     }
 
     /// Latency, rates, errors and routing from a goose result, rates over

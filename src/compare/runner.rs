@@ -16,7 +16,7 @@ use super::{BalancerChoice, Options, matrices};
 use crate::host::proc::cpu_time;
 use crate::host::services::{Haproxy, RedisCluster, RedisServer};
 use crate::host::tools::installed;
-use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared};
+use crate::loadtests::{self, LoadConfig, LoadResult, Policy, ScenarioKind, Shared, pacer};
 use crate::server::Arch;
 
 /// The access-token lifetime of the comparison's hybrid replicas: short,
@@ -429,10 +429,14 @@ impl Runner {
                     .store_cpu_cores
                     .map(|c| c * active_s * 1e6 / goose_count as f64);
             }
+            cell.late_sends = result.late_share();
             cell.generator_bound = match placement.as_ref().and_then(|p| p.generator_cores()) {
                 // On cores of its own, the generator limited the run when
-                // it had no CPU left.
-                Some(own) => cell.generator_cpu_cores >= 0.9 * own as f64,
+                // it had no CPU left and (paced) its sends fell behind.
+                Some(own) => {
+                    cell.generator_cpu_cores >= 0.9 * own as f64
+                        && cell.late_sends.is_none_or(|l| l >= pacer::LATE_SHARE)
+                }
                 None => {
                     let total = server_cores + cell.generator_cpu_cores;
                     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;

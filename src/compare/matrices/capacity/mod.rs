@@ -11,7 +11,7 @@
 //! step that met it.
 
 mod search;
-mod verdict;
+pub(crate) mod verdict;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -227,16 +227,19 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
             continue; // its store did not start (noted in the run's skips)
         }
         let cells = search(r, server, policy, placement).await?;
-        let one = cells
-            .iter()
-            .find(|c| c.replicas == 1)
-            .and_then(|c| c.capacity_rps);
+        let one = cells.iter().find(|c| c.replicas == 1);
+        let ratio = |of: Option<f64>, one: Option<f64>, n: usize| match (of, one) {
+            (Some(c), Some(one)) if one > 0.0 => Some(c / (n as f64 * one)),
+            _ => None,
+        };
+        let (one_capacity, one_peak) = (
+            one.and_then(|c| c.capacity_rps),
+            one.and_then(Cell::peak_rps),
+        );
         for mut cell in cells {
             let n = cell.replicas;
-            cell.scaling_efficiency = match (cell.capacity_rps, one) {
-                (Some(c), Some(one)) if one > 0.0 => Some(c / (n as f64 * one)),
-                _ => None,
-            };
+            cell.scaling_efficiency = ratio(cell.capacity_rps, one_capacity, n);
+            cell.peak_efficiency = ratio(cell.peak_rps(), one_peak, n);
             if !placement.budgets_replicas() {
                 cell.notes
                     .push("no CPU budget: the replicas shared their cores freely".into());
@@ -277,7 +280,7 @@ impl Search {
 /// Steps one replica count's search may run again for longer: each costs
 /// two steps' time, and a machine that stalls all the time would
 /// otherwise double the search.
-const MAX_REPEATS: usize = 2;
+pub(crate) const MAX_REPEATS: usize = 2;
 
 /// Rounds beyond its bisection a full search may spend on misses it set
 /// aside ([`decides`]). The host steals in episodes that can outlast a
@@ -292,7 +295,7 @@ const MAX_REPEATS: usize = 2;
 /// rounds, every step decides. Each costs one step: a host that steals
 /// all through the matrix adds about two minutes to the full run.
 /// `--quick` has none: its two steps always decide.
-const SPARE_ROUNDS: usize = 2;
+pub(crate) const SPARE_ROUNDS: usize = 2;
 
 fn spare_rounds(r: &Runner) -> usize {
     if extends(r) { SPARE_ROUNDS } else { 0 }

@@ -137,6 +137,7 @@ mod tests {
             steal: None,
             budget_used: None,
             generator_cores: None,
+            late_sends: None,
             generator_bound,
             met_slo: met,
             extended: false,

@@ -23,7 +23,7 @@ const MAX_ERROR_RATE: f64 = 0.001;
 /// the p99 of a 3-second step near the SLO moves by half from one run to
 /// the next (a few throttled periods more or less), and one marginal step
 /// decides where the rest of the search looks.
-const MARGIN: f64 = 4.0 / 3.0;
+pub(crate) const MARGIN: f64 = 4.0 / 3.0;
 
 /// Whether only its p99 can fail step `s`, and a longer run may still
 /// change its verdict: a fixed-rate step, not already the longer run,
@@ -52,7 +52,7 @@ pub(super) fn marginal(s: &Step, slo: Duration) -> bool {
 /// requests/s (p99 54 ms) using 67%, after meeting 2,679. Under a 0.1-core
 /// quota a replica's CPU per request falls as its rate rises, so near
 /// capacity it uses nearly all of its budget whatever the rate.
-const UNSATURATED: f64 = 0.7;
+pub(crate) const UNSATURATED: f64 = 0.7;
 
 /// Whether no budget held step `s` back: every budgeted process (each
 /// replica, the store) used under [`UNSATURATED`] of its CPU budget,
@@ -71,7 +71,7 @@ fn unsaturated(s: &Step) -> bool {
 /// were the hybrid design's (72–87%), and one was stateless on four
 /// replicas at 9,811 requests/s (p99 21 ms, 80% used): that one step
 /// ended its search at 8,439, where the other run had met 12,978.
-const RUN_AGAIN_UNDER: f64 = 0.9;
+pub(crate) const RUN_AGAIN_UNDER: f64 = 0.9;
 
 /// Whether step `s` missed the SLO in a way the design may not explain:
 /// a fixed-rate step that kept up, without errors, with the generator to
@@ -100,7 +100,7 @@ pub(super) fn suspect(s: &Step, slo: Duration) -> bool {
 /// 20 of the 54 stolen under 1%. By hand, one stateless replica at 1,200
 /// requests/s for 20 s had p99 18–24 ms in three runs with 5–8% of the
 /// machine stolen, and 1.4 ms in a 10-s run with 0.4% stolen.
-const STOLEN: f64 = 0.02;
+pub(crate) const STOLEN: f64 = 0.02;
 
 /// Whether the host disturbed step `s` ([`STOLEN`]).
 fn stolen(s: &Step) -> bool {
@@ -139,6 +139,7 @@ pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
         steal: c.steal_share,
         budget_used: budget_used(c),
         generator_cores: Some(c.generator_cpu_cores),
+        late_sends: c.late_sends,
         generator_bound: c.generator_bound,
         met_slo: offered.is_some()
             && p99_ok
@@ -232,6 +233,7 @@ mod tests {
             steal: None,
             budget_used: None,
             generator_cores: None,
+            late_sends: None,
             generator_bound: false,
             met_slo: false,
             extended: false,
@@ -270,6 +272,7 @@ mod tests {
             },
             Step {
                 generator_cores: None,
+                late_sends: None,
                 generator_bound: true,
                 ..near.clone()
             },
@@ -299,6 +302,7 @@ mod tests {
             steal: Some(0.135),
             budget_used: Some(0.39),
             generator_cores: None,
+            late_sends: None,
             generator_bound: false,
             met_slo: false,
             extended: false,
@@ -379,6 +383,7 @@ mod tests {
             },
             Step {
                 generator_cores: None,
+                late_sends: None,
                 generator_bound: true,
                 ..stalled.clone()
             },
@@ -403,6 +408,7 @@ mod tests {
             steal: Some(0.005),
             budget_used,
             generator_cores: None,
+            late_sends: None,
             generator_bound: false,
             met_slo,
             extended: true,
@@ -433,6 +439,7 @@ mod tests {
             steal: Some(0.057),
             budget_used: Some(0.88),
             generator_cores: None,
+            late_sends: None,
             generator_bound: false,
             met_slo: false,
             extended: false,
