@@ -152,6 +152,25 @@ mod tests {
         assert!(scheduled >= before_ns, "the schedule stayed behind now");
     }
 
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_send_held_back_by_a_busy_generator_counts_late() {
+        let pacer = std::sync::Arc::new(Pacer::new(1000.0));
+        // The first send time is now: on time.
+        pacer.wait(0).await;
+        assert_eq!(pacer.sends(), (1, 0));
+        // The next is about a millisecond on. Its task is polled only
+        // after the runtime's one thread comes back from 20 ms of other
+        // work, as on a generator out of CPU.
+        let waiting = tokio::spawn({
+            let pacer = pacer.clone();
+            async move { pacer.wait(0).await }
+        });
+        tokio::task::yield_now().await;
+        std::thread::sleep(Duration::from_millis(20));
+        waiting.await.unwrap();
+        assert_eq!(pacer.sends(), (2, 1));
+    }
+
     #[test]
     fn per_user_schedules_are_independent() {
         let pacer = Pacer::per_user(100.0, 4);

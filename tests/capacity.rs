@@ -29,11 +29,21 @@ fn every_design_gets_a_capacity_search_under_budgets() {
         assert!(c.steps.len() >= 2, "{}: {:?}", c.id, c.steps);
         assert!(c.steps[0].offered_rps.is_none(), "{}", c.id);
         assert!(c.steps[1..].iter().all(|s| s.offered_rps.is_some()));
+        // Paced steps say how many of their sends went late.
+        assert!(
+            c.steps[1..].iter().all(|s| s.late_sends.is_some()),
+            "{}: {:?}",
+            c.id,
+            c.steps
+        );
         let capacity = c.capacity_rps.expect("a capacity, 0 if none met the SLO");
         let met = c.steps.iter().filter(|s| s.met_slo).count();
         assert_eq!(capacity > 0.0, met > 0, "{}: {:?}", c.id, c.steps);
         if c.replicas == 1 && capacity > 0.0 {
             assert_eq!(c.scaling_efficiency, Some(1.0), "{}", c.id);
+        }
+        if c.replicas == 1 {
+            assert_eq!(c.peak_efficiency, Some(1.0), "{}", c.id);
         }
     }
     let report = std::fs::read_to_string(out.path().join("REPORT.md")).unwrap();

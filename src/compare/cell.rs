@@ -228,8 +228,7 @@ pub struct Cell {
     pub store_cpu_cores: Option<f64>,
     pub store_cpu_us_per_request: Option<f64>,
     pub generator_cpu_cores: f64,
-    /// Of a fixed-rate run's sends, the share that went more than
-    /// `loadtests::pacer::LATE` after their send time.
+    /// Paced sends that went over `loadtests::pacer::LATE` late (a share).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_sends: Option<f64>,
     /// The load generator, not the servers, limited the rate.
@@ -288,10 +287,10 @@ pub struct Cell {
     pub capacity_rps: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_p99_us: Option<u64>,
-    /// capacity ÷ (replicas × the capacity of one replica of the same design).
+    /// capacity ÷ (replicas × the capacity of one replica of the same
+    /// design), and the same for the closed-loop peak (the first step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scaling_efficiency: Option<f64>,
-    /// The same ratio for the closed-loop peak ([`Cell::peak_rps`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_efficiency: Option<f64>,
     /// Capacity cells: each replica's CPU budget and each store node's
@@ -331,10 +330,9 @@ pub struct Step {
     /// The busiest budget's used share ([`super::contention::budget_used`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget_used: Option<f64>,
-    /// The load generator's CPU while requests were in flight, in cores.
+    /// The generator's CPU while requests were in flight (cores); and [`Cell::late_sends`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generator_cores: Option<f64>,
-    /// [`Cell::late_sends`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_sends: Option<f64>,
     pub generator_bound: bool,
@@ -419,16 +417,6 @@ impl Cell {
     /// that were retried on another replica.
     pub fn lost(&self) -> u64 {
         self.failures.saturating_sub(self.retried)
-    }
-
-    /// A capacity cell's closed-loop peak: what its replicas served with
-    /// every user sending again as soon as answered, whatever the p99
-    /// (the search's first step).
-    pub fn peak_rps(&self) -> Option<f64> {
-        self.steps
-            .iter()
-            .find(|s| s.offered_rps.is_none())
-            .map(|s| s.achieved_rps)
     }
 
     /// Latency, rates, errors and routing from a goose result, rates over

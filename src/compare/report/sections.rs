@@ -264,7 +264,10 @@ pub(super) fn sections() -> [Section; 7] {
                     c.capacity_rps.map_or("–".into(), |v| format!("{v:.0}")),
                     c.scaling_efficiency
                         .map_or("–".into(), |e| format!("{e:.2}")),
-                    match (c.peak_rps(), c.peak_efficiency) {
+                    match (
+                        crate::compare::matrices::capacity::verdict::peak_rps(c),
+                        c.peak_efficiency,
+                    ) {
                         (Some(p), Some(e)) => format!("{p:.0} ({e:.2})"),
                         (Some(p), None) => format!("{p:.0}"),
                         _ => "–".into(),

@@ -234,12 +234,12 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
         };
         let (one_capacity, one_peak) = (
             one.and_then(|c| c.capacity_rps),
-            one.and_then(Cell::peak_rps),
+            one.and_then(verdict::peak_rps),
         );
         for mut cell in cells {
             let n = cell.replicas;
             cell.scaling_efficiency = ratio(cell.capacity_rps, one_capacity, n);
-            cell.peak_efficiency = ratio(cell.peak_rps(), one_peak, n);
+            cell.peak_efficiency = ratio(verdict::peak_rps(&cell), one_peak, n);
             if !placement.budgets_replicas() {
                 cell.notes
                     .push("no CPU budget: the replicas shared their cores freely".into());

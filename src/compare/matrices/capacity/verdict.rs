@@ -119,6 +119,16 @@ pub(super) fn decides(s: &Step, last_try: bool) -> bool {
     s.met_slo || last_try || !(unsaturated(s) || stolen(s))
 }
 
+/// A capacity cell's closed-loop peak: what its replicas served with
+/// every user sending again as soon as answered, whatever the p99 (the
+/// search's first step).
+pub(crate) fn peak_rps(c: &Cell) -> Option<f64> {
+    c.steps
+        .iter()
+        .find(|s| s.offered_rps.is_none())
+        .map(|s| s.achieved_rps)
+}
+
 /// What a step says about the SLO.
 pub(super) fn as_step(c: &Cell, slo: Duration, offered: Option<f64>) -> Step {
     // What users saw fail: an attempt retried on another replica and
