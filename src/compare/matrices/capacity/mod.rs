@@ -41,8 +41,8 @@ pub const REPLICA_CPU: f64 = 0.1;
 /// Redis's budget when the run gives none (`--store-cpu`): a replica's,
 /// the smallest with a 10 ms period. The single shared store becomes the
 /// limit as stateful-Redis replicas are added (at its full budget it
-/// served 3,338 requests/s on four replicas, 2.7 times one replica's
-/// capacity, and 2,594 on eight). Half of it (0.05 cores) needs a 20 ms
+/// served 4,113 requests/s on four replicas, 3.8 times one replica's
+/// capacity, and 3,848 on eight). Half of it (0.05 cores) needs a 20 ms
 /// period, and one throttled period then stalls Redis for up to 19 ms,
 /// past the SLO by itself: the capacity found was where the first such
 /// stall fell, which moved by half from one run to the next.
