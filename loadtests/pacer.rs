@@ -154,21 +154,22 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_send_held_back_by_a_busy_generator_counts_late() {
-        let pacer = std::sync::Arc::new(Pacer::new(1000.0));
-        // The first send time is now: on time.
-        pacer.wait(0).await;
-        assert_eq!(pacer.sends(), (1, 0));
-        // The next is about a millisecond on. Its task is polled only
-        // after the runtime's one thread comes back from 20 ms of other
-        // work, as on a generator out of CPU.
-        let waiting = tokio::spawn({
-            let pacer = pacer.clone();
-            async move { pacer.wait(0).await }
-        });
-        tokio::task::yield_now().await;
-        std::thread::sleep(Duration::from_millis(20));
-        waiting.await.unwrap();
-        assert_eq!(pacer.sends(), (2, 1));
+        let pacer = Pacer::new(1000.0);
+        // The next send time is 50 ms on.
+        let ahead = pacer.start.elapsed().as_nanos() as u64 + 50_000_000;
+        pacer.next_ns[0].store(ahead, Ordering::Relaxed);
+        // Polled once, the send claims its time and waits for it; then the
+        // runtime's one thread is busy for 100 ms, as on a generator out of
+        // CPU, and the send goes about 50 ms late.
+        let mut send = std::pin::pin!(pacer.wait(0));
+        std::future::poll_fn(|cx| {
+            assert!(send.as_mut().poll(cx).is_pending(), "its time is ahead");
+            std::task::Poll::Ready(())
+        })
+        .await;
+        std::thread::sleep(Duration::from_millis(100));
+        send.await;
+        assert_eq!(pacer.sends(), (1, 1));
     }
 
     #[test]
