@@ -28,9 +28,10 @@ use std::os::fd::OwnedFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use rustix::time::{
     Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, timerfd_create, timerfd_settime,
 };
@@ -59,16 +60,13 @@ pub async fn at(at: Instant) {
 #[derive(Default)]
 struct Slot {
     fired: AtomicBool,
-    waker: Mutex<Option<Waker>>,
+    waker: AtomicWaker,
 }
 
 impl Slot {
     fn fire(&self) {
         self.fired.store(true, Ordering::Release);
-        let waker = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.waker.wake();
     }
 }
 
@@ -267,18 +265,16 @@ impl Future for Precise {
             return Poll::Ready(());
         }
         if let Some(slot) = &self.slot {
-            if slot.fired.load(Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            *slot.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
-            // Fired between the check and the waker's store: not lost.
-            if slot.fired.load(Ordering::Acquire) {
-                return Poll::Ready(());
-            }
-            return Poll::Pending;
+            // Registered before the check: a fire in between is not lost.
+            slot.waker.register(cx.waker());
+            return if slot.fired.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            };
         }
         let slot = Arc::new(Slot::default());
-        *slot.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        slot.waker.register(cx.waker());
         self.clock.add(self.at, slot.clone());
         self.slot = Some(slot);
         Poll::Pending
