@@ -23,7 +23,7 @@ const MAX_ERROR_RATE: f64 = 0.001;
 /// the p99 of a 3-second step near the SLO moves by half from one run to
 /// the next (a few throttled periods more or less), and one marginal step
 /// decides where the rest of the search looks.
-pub(crate) const MARGIN: f64 = 4.0 / 3.0;
+const MARGIN: f64 = 4.0 / 3.0;
 
 /// Whether only its p99 can fail step `s`, and a longer run may still
 /// change its verdict: a fixed-rate step, not already the longer run,
