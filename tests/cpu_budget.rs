@@ -101,7 +101,9 @@ fn a_budget_under_the_kernels_minimum_quota_gets_a_longer_period() {
     };
     // 0.05 cores in 10 ms would be a 0.5 ms quota, which the kernel
     // refuses: 1 ms every 20 ms is the same budget.
-    let budget = hierarchy.budget("small", 0.05, PERIOD).expect("a budget");
+    let budget = hierarchy
+        .budget("small", 0.05, Duration::from_millis(10))
+        .expect("a budget");
     assert!((budget.cpus() - 0.05).abs() < 1e-9, "{}", budget.cpus());
     let (quota, period) = match budget.version() {
         statebench::host::cgroup::Version::V1 => (
@@ -148,6 +150,7 @@ fn the_placement_says_whether_budgets_apply() {
         replica_cpu: Some(0.2),
         store_cpu: None,
         generator_cpus: Vec::new(),
+        period: None,
     });
     let placement = match placement {
         Ok(p) => p,

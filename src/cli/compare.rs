@@ -43,7 +43,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME=PID", value_parser = crate::compare::external::parse_target_pid, requires = "target")]
     pub target_pid: Vec<(crate::server::Arch, u32)>,
     /// Give every replica this much CPU, in cores (0.2 is a fifth of a
-    /// core), through a cgroup CPU quota with a 10 ms period, and run the
+    /// core), through a cgroup CPU quota with a 10 ms period (--cpu-period), and run the
     /// servers on the cores the load generator does not use. Without a
     /// writable cgroup controller (not root) the servers are only pinned,
     /// and the report says so.
@@ -52,6 +52,11 @@ pub struct CompareArgs {
     /// The same budget for Redis and HAProxy.
     #[arg(long, value_name = "CORES")]
     pub store_cpu: Option<f64>,
+    /// The quota period of every budget, in milliseconds (1 to 1000). A
+    /// budget too small for a 1 ms quota in it gets a longer period (the
+    /// kernel's minimum quota is 1 ms).
+    #[arg(long, value_name = "MS", value_parser = parse_period_ms)]
+    pub cpu_period: Option<f64>,
     /// The cores the load generator runs on (comma-separated; default with a
     /// budget: the last core). The servers get the others.
     #[arg(long, value_name = "CORES", value_delimiter = ',')]
@@ -65,6 +70,18 @@ pub struct CompareArgs {
     /// stays under this many milliseconds, with under 0.1% errors.
     #[arg(long, value_name = "MS", default_value_t = crate::compare::DEFAULT_SLO_P99.as_secs_f64() * 1e3)]
     pub slo_p99: f64,
+}
+
+/// A quota period in milliseconds: 1 to 1000, as the kernel takes it.
+fn parse_period_ms(s: &str) -> Result<f64, String> {
+    let ms: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
+    if ms.is_finite() && (1.0..=1000.0).contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!("the period must be 1 to 1000 ms, not {s}"))
+    }
 }
 
 /// `statebench compare`: the matrices, then the report.
@@ -127,6 +144,9 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
             replica_cpu: args.replica_cpu,
             store_cpu: args.store_cpu,
             generator_cpus: args.generator_cpus,
+            period: args
+                .cpu_period
+                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
         },
     };
     if args.report_only {

@@ -5,6 +5,7 @@
 //! falls back to pinning alone, says so in one line, and every cell notes it.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::host::affinity;
 use crate::host::cgroup::{Budget, CpuStat, Hierarchy, PERIOD, Slice};
@@ -19,6 +20,8 @@ pub struct BudgetOptions {
     pub store_cpu: Option<f64>,
     /// The cores the load generator runs on; the servers get the rest.
     pub generator_cpus: Vec<usize>,
+    /// The quota period (`--cpu-period`); [`PERIOD`] when not given.
+    pub period: Option<Duration>,
 }
 
 impl BudgetOptions {
@@ -67,6 +70,7 @@ impl Placement {
                 replica_cpu: given.replica_cpu.or(Some(replica_cpu)),
                 store_cpu: given.store_cpu.or(Some(store_cpu)),
                 generator_cpus: given.generator_cpus.clone(),
+                period: given.period,
             },
             self.allowed.clone(),
         )
@@ -75,6 +79,11 @@ impl Placement {
     /// Whether replicas get a quota (not only cores).
     pub fn budgets_replicas(&self) -> bool {
         self.hierarchy.is_some() && self.options.replica_cpu.is_some()
+    }
+
+    /// The quota period asked for, else [`PERIOD`].
+    pub fn period(&self) -> Duration {
+        self.options.period.unwrap_or(PERIOD)
     }
 
     /// The replica budget asked for, in cores.
@@ -206,7 +215,7 @@ impl Placement {
         let quota = |what: &str, v: Option<f64>| {
             v.map(|c| {
                 if applied {
-                    format!(", {c} cores per {what} ({})", Slice::new(c, PERIOD))
+                    format!(", {c} cores per {what} ({})", Slice::new(c, self.period()))
                 } else {
                     format!(", {c} cores per {what}")
                 }
@@ -229,9 +238,9 @@ impl Placement {
 
     /// The longest a replica under its budget can stall once it has spent
     /// its quota (the rest of its period); `None` without a replica budget.
-    pub fn replica_stall(&self) -> Option<std::time::Duration> {
+    pub fn replica_stall(&self) -> Option<Duration> {
         self.hierarchy.as_ref()?;
-        Some(Slice::new(self.options.replica_cpu?, PERIOD).stall())
+        Some(Slice::new(self.options.replica_cpu?, self.period()).stall())
     }
 
     /// Places process `pid` (named `name`, unique within the run) on the
@@ -250,7 +259,7 @@ impl Placement {
             return Ok(());
         };
         let budget = h
-            .budget(name, cpus, PERIOD)
+            .budget(name, cpus, self.period())
             .map_err(|e| anyhow::anyhow!("cannot make a CPU budget for {name}: {e}"))?;
         budget
             .add(pid)
@@ -263,7 +272,7 @@ impl Placement {
 
     /// CPU time used so far by the group of process `name`, where the
     /// cgroup layout counts it (v2); `None` otherwise.
-    pub fn usage(&self, name: &str) -> Option<std::time::Duration> {
+    pub fn usage(&self, name: &str) -> Option<Duration> {
         let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         let (_, budget) = groups.iter().find(|(n, _)| n == name)?;
         budget.stat().ok()?.usage

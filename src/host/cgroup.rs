@@ -9,16 +9,17 @@
 //! named after its process id (and a counter), removed when the [`Hierarchy`]
 //! drops.
 //!
-//! The quota period is short (10 ms by default): with the kernel's 100 ms,
+//! The quota period is short (20 ms by default): with the kernel's 100 ms,
 //! a replica that spends its budget early waits up to 100 ms, which would
-//! swamp the p99 the comparison is measuring.
+//! swamp the p99 the comparison is measuring. Why not shorter is the
+//! capacity matrix's (its `REPLICA_CPU`).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The default quota period.
-pub const PERIOD: Duration = Duration::from_millis(10);
+/// The default quota period (`compare --cpu-period`).
+pub const PERIOD: Duration = Duration::from_millis(20);
 
 /// How a budget of `cpus` cores is written: `quota` of CPU time every
 /// `period`. The kernel refuses quotas under 1 ms, so a budget too small
@@ -391,7 +392,7 @@ mod tests {
     #[test]
     fn a_budget_under_a_millisecond_per_period_gets_a_longer_period() {
         let ms = Duration::from_millis;
-        let at = |cpus| Slice::new(cpus, PERIOD);
+        let at = |cpus| Slice::new(cpus, ms(10));
         assert_eq!(
             at(0.1),
             Slice {
@@ -414,6 +415,9 @@ mod tests {
         assert!(small.stall() > ms(10));
         assert_eq!(at(0.05).to_string(), "1 ms every 20 ms");
         assert_eq!(small.to_string(), "1 ms every 13.3 ms");
+        // The default period: 0.1 cores is 2 ms every 20 ms.
+        assert_eq!(Slice::new(0.1, PERIOD).to_string(), "2 ms every 20 ms");
+        assert_eq!(Slice::new(0.1, PERIOD).stall(), ms(18));
     }
 
     const MOUNTINFO: &str = "\

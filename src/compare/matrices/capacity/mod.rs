@@ -10,10 +10,10 @@
 //! the lowest that did not. Capacity is the rate achieved at the highest
 //! step that met it.
 
+mod budgets;
 mod search;
 pub(crate) mod verdict;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::super::Matrix;
@@ -25,28 +25,11 @@ use crate::host::services::RedisCluster;
 use crate::host::tools::installed;
 use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
+pub use budgets::REPLICA_CPU;
+pub(super) use budgets::budgeted;
 use search::{Bisection, Rounds, decided_by_generator};
 use verdict::{as_step, decides, marginal, suspect};
 
-/// Each replica's CPU budget when the run gives none (`--replica-cpu`),
-/// in cores: small enough that four replicas and Redis share one core and
-/// that the load generator, on a core of its own, keeps up with four
-/// (it sends about 20,000 requests/s from one core here), and large
-/// enough that a replica that has spent its quota stalls for less than
-/// the default SLO. The kernel's smallest quota is 1 ms, so 0.1 cores is
-/// 1 ms every 10 ms, a stall of at most 9 ms; at 0.075 cores (1 ms every
-/// 13.3 ms) one throttled period broke a 10 ms SLO by itself, and p99 sat
-/// at the SLO over a wide band of rates.
-pub const REPLICA_CPU: f64 = 0.1;
-/// Redis's budget when the run gives none (`--store-cpu`): a replica's,
-/// the smallest with a 10 ms period. The single shared store becomes the
-/// limit as stateful-Redis replicas are added (at its full budget it
-/// served 4,113 requests/s on four replicas, 3.8 times one replica's
-/// capacity, and 3,848 on eight). Half of it (0.05 cores) needs a 20 ms
-/// period, and one throttled period then stalls Redis for up to 19 ms,
-/// past the SLO by itself: the capacity found was where the first such
-/// stall fell, which moved by half from one run to the next.
-pub const STORE_CPU: f64 = 0.1;
 /// Masters of the Redis Cluster, each under the store budget: the
 /// sharded way past the single store's ceiling.
 pub const CLUSTER_MASTERS: usize = 3;
@@ -170,41 +153,6 @@ fn step_time(r: &Runner) -> Duration {
 /// is a sketch).
 fn extends(r: &Runner) -> bool {
     !r.quick()
-}
-
-/// Puts the run under the scaling matrices' budgets (the user's, else
-/// [`REPLICA_CPU`] and [`STORE_CPU`]), Redis included, for the matrix
-/// `what`; returns the placement it replaced, to put back when the matrix
-/// ends, and the budgeted one.
-pub(super) fn budgeted(
-    r: &mut Runner,
-    what: &str,
-) -> anyhow::Result<(Arc<Placement>, Arc<Placement>)> {
-    let base = r
-        .launcher
-        .placement
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("the {what} matrix needs a placement"))?;
-    let placement = Arc::new(base.with_default_budgets(REPLICA_CPU, STORE_CPU)?);
-    if let Some(why) = placement.fallback() {
-        r.progress
-            .say(format!("{what}: budgets not applied ({why})"));
-    }
-    let slo = r.opts.slo_p99;
-    if let Some(stall) = placement.replica_stall().filter(|&s| s >= slo) {
-        r.progress.say(format!(
-            "note: {what}: a replica that spends its budget waits up to {} ms for the next \
-             period, not under the {} ms SLO: p99 will sit near the SLO (a larger \
-             --replica-cpu shortens the wait)",
-            stall.as_millis(),
-            slo.as_millis()
-        ));
-    }
-    if let Some(redis) = &r.redis {
-        placement.place("redis", redis.pid(), Role::Store)?;
-    }
-    r.launcher.placement = Some(Arc::clone(&placement));
-    Ok((base, placement))
 }
 
 pub async fn run(r: &mut Runner) -> anyhow::Result<()> {
