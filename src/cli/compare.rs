@@ -43,7 +43,7 @@ pub struct CompareArgs {
     #[arg(long, value_name = "NAME=PID", value_parser = crate::compare::external::parse_target_pid, requires = "target")]
     pub target_pid: Vec<(crate::server::Arch, u32)>,
     /// Give every replica this much CPU, in cores (0.2 is a fifth of a
-    /// core), through a cgroup CPU quota with a 10 ms period (--cpu-period), and run the
+    /// core), through a cgroup CPU quota in 20 ms periods (--cpu-period), and run the
     /// servers on the cores the load generator does not use. Without a
     /// writable cgroup controller (not root) the servers are only pinned,
     /// and the report says so.
@@ -52,9 +52,11 @@ pub struct CompareArgs {
     /// The same budget for Redis and HAProxy.
     #[arg(long, value_name = "CORES")]
     pub store_cpu: Option<f64>,
-    /// The quota period of every budget, in milliseconds (1 to 1000). A
-    /// budget too small for a 1 ms quota in it gets a longer period (the
-    /// kernel's minimum quota is 1 ms).
+    /// The quota period of every budget, in milliseconds (1 to 1000;
+    /// default 20). A process that runs out of its quota waits for the rest
+    /// of the period, so keep that wait clear of --slo-p99. A budget too
+    /// small for a 1 ms quota in it gets a longer period (the kernel's
+    /// minimum quota is 1 ms).
     #[arg(long, value_name = "MS", value_parser = parse_period_ms)]
     pub cpu_period: Option<f64>,
     /// The cores the load generator runs on (comma-separated; default with a
