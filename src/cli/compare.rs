@@ -58,7 +58,7 @@ pub struct CompareArgs {
     /// small for a 1 ms quota in it gets a longer period (the kernel's
     /// minimum quota is 1 ms).
     #[arg(long, value_name = "MS", value_parser = parse_period_ms)]
-    pub cpu_period: Option<f64>,
+    pub cpu_period: Option<std::time::Duration>,
     /// The cores the load generator runs on (comma-separated; default with a
     /// budget: the last core). The servers get the others.
     #[arg(long, value_name = "CORES", value_delimiter = ',')]
@@ -75,12 +75,12 @@ pub struct CompareArgs {
 }
 
 /// A quota period in milliseconds: 1 to 1000, as the kernel takes it.
-fn parse_period_ms(s: &str) -> Result<f64, String> {
+fn parse_period_ms(s: &str) -> Result<std::time::Duration, String> {
     let ms: f64 = s
         .parse()
         .map_err(|_| format!("{s:?} is not a number of milliseconds"))?;
     if ms.is_finite() && (1.0..=1000.0).contains(&ms) {
-        Ok(ms)
+        Ok(std::time::Duration::from_secs_f64(ms / 1000.0))
     } else {
         Err(format!("the period must be 1 to 1000 ms, not {s}"))
     }
@@ -146,9 +146,7 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
             replica_cpu: args.replica_cpu,
             store_cpu: args.store_cpu,
             generator_cpus: args.generator_cpus,
-            period: args
-                .cpu_period
-                .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0)),
+            period: args.cpu_period,
         },
     };
     if args.report_only {
