@@ -6,9 +6,9 @@
 //! capacity(n) ÷ (n × capacity(1)): 1.0 is perfect scale-out.
 //!
 //! The search is bounded: a closed-loop probe finds the peak, then
-//! fixed-rate steps bisect between the highest rate that met the SLO and
-//! the lowest that did not. Capacity is the rate achieved at the highest
-//! step that met it.
+//! fixed-rate steps bracket the boundary and then bisect between the
+//! highest rate that met the SLO and the lowest that did not. Capacity is
+//! the rate achieved at the highest step that met it.
 
 mod budgets;
 mod search;
@@ -27,6 +27,7 @@ use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
 pub use budgets::REPLICA_CPU;
 pub(super) use budgets::budgeted;
+pub use search::FIRST_SHARE;
 use search::{Bisection, Rounds, decided_by_generator};
 use verdict::{as_step, decides, marginal, suspect};
 
@@ -57,14 +58,14 @@ const MIN_USERS: usize = 32;
 pub const NO_AFFINITY: Policy = Policy::PerConnection;
 const REPLICAS_FULL: [usize; 3] = [1, 2, 4];
 const REPLICAS_QUICK: [usize; 2] = [1, 2];
-/// Bisection steps after the first fixed-rate step: four bring the
-/// bracket to 6% of the peak, finer than a step's own noise near the SLO,
-/// and leave time to run the marginal steps again.
+/// Fixed-rate steps after the first ([`Bisection`]): four bracket a
+/// capacity at a fifth to two fifths of the closed-loop peak to within
+/// 4% to 9% of it, about a step's own noise near the SLO, and leave time
+/// to run the marginal steps again.
 const BISECT_FULL: usize = 4;
-/// With `--quick`, two: from 80% of the peak, the steps go to 40% and
-/// then 20% or 60%. A replica's capacity under 20 ms quota periods is a
-/// quarter to two fifths of its closed-loop peak, so with one bisection
-/// step (80%, then 40%) a quick search often met the SLO at no step.
+/// With `--quick`, two: from 30% of the peak to 40% or 22.5%, then the
+/// middle of the bracket or a step further on, so that a quick search
+/// meets the SLO somewhere for any capacity above a tenth of the peak.
 const BISECT_QUICK: usize = 2;
 /// Fixed-rate steps of a `--quick` search.
 pub(crate) const QUICK_STEPS: usize = BISECT_QUICK + 1;

@@ -25,34 +25,71 @@ pub(super) fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> boo
         .is_some_and(|s| s.generator_bound)
 }
 
-/// The rates a search tries: 80% of the closed-loop peak first, then the
-/// middle between the highest rate that met the SLO (or 0) and the lowest
-/// that missed it (or 110% of the peak).
+/// The rates a search tries. The first is [`FIRST_SHARE`] of the
+/// closed-loop peak. Until one step has met the SLO and another missed it,
+/// each step moves away from the last by [`FIRST_RATIO`] (up after a step
+/// that met, down after a miss, never past 110% of the peak), and from the
+/// third such step on by the square of the last ratio, so that a server
+/// far from the start is still reached; once the boundary is bracketed,
+/// each step takes the middle of the bracket.
+///
+/// Under 20 ms quota periods a replica's capacity sat at 20% to 40% of its
+/// closed-loop peak (batching: at the peak a replica served its requests
+/// for a third of the CPU each). Bisecting from 0 to 110% of the peak
+/// spent the first step at 80% on a certain miss and left a bracket of
+/// 11% to 20% of the capacity after five steps, as wide as the model's
+/// tolerance; bracketing from 30% closes in on a boundary in that range
+/// within three steps, and five steps leave 4% of it in the middle of the
+/// range and under 9% at its ends.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Bisection {
-    lo: f64,
-    hi: f64,
+    /// The highest rate that met the SLO, if any.
+    lo: Option<f64>,
+    /// The lowest rate that missed it, if any.
+    hi: Option<f64>,
+    ceiling: f64,
+    ratio: f64,
+    /// Steps taken before the boundary was bracketed.
+    moves: usize,
     /// The rate to try next.
     pub(super) next: f64,
 }
 
+/// Where the search starts, as a share of the closed-loop peak.
+pub const FIRST_SHARE: f64 = 0.3;
+/// The first ratio between steps while the boundary is not bracketed.
+pub(super) const FIRST_RATIO: f64 = 4.0 / 3.0;
+
 impl Bisection {
     pub(super) fn new(peak: f64) -> Self {
         Self {
-            lo: 0.0,
-            hi: peak * 1.1,
-            next: peak * 0.8,
+            lo: None,
+            hi: None,
+            ceiling: peak * 1.1,
+            ratio: FIRST_RATIO,
+            moves: 0,
+            next: peak * FIRST_SHARE,
         }
     }
 
     /// Whether the rate just tried (`next`) met the SLO; moves `next`.
     pub(super) fn record(&mut self, met: bool) {
+        let tried = self.next;
         if met {
-            self.lo = self.next;
+            self.lo = Some(self.lo.map_or(tried, |lo| lo.max(tried)));
         } else {
-            self.hi = self.next;
+            self.hi = Some(self.hi.map_or(tried, |hi| hi.min(tried)));
         }
-        self.next = (self.lo + self.hi) / 2.0;
+        self.next = match (self.lo, self.hi) {
+            (Some(lo), Some(hi)) => (lo + hi) / 2.0,
+            (Some(lo), None) => (lo * self.ratio).min(self.ceiling),
+            (None, Some(hi)) => hi / self.ratio,
+            (None, None) => unreachable!("a step was just recorded"),
+        };
+        self.moves += 1;
+        if self.moves >= 2 {
+            self.ratio *= self.ratio;
+        }
     }
 }
 
@@ -109,20 +146,44 @@ mod tests {
 
     #[test]
     fn the_search_closes_in_on_the_boundary() {
-        // A server that meets the SLO up to 6,180 requests/s.
-        let capacity = 6180.0;
-        let mut b = Bisection::new(10_000.0);
-        let mut tried = Vec::new();
-        for _ in 0..=BISECT_FULL {
-            tried.push(b.next);
-            b.record(b.next <= capacity);
+        // Capacities a fifth to two fifths of the peak, where they sat
+        // under 20 ms quota periods.
+        for capacity in [2000.0, 2600.0, 3100.0, 3500.0, 4000.0] {
+            let mut b = Bisection::new(10_000.0);
+            let mut tried = Vec::new();
+            for _ in 0..=BISECT_FULL {
+                tried.push(b.next);
+                b.record(b.next <= capacity);
+            }
+            assert_eq!(tried[0], 3000.0);
+            let (lo, hi) = (b.lo.unwrap(), b.hi.unwrap());
+            assert!(lo <= capacity && capacity < hi, "{b:?}");
+            // Five steps leave a bracket under 9% of the capacity.
+            assert!(hi - lo < 0.09 * capacity, "{capacity}: {tried:?}");
+            // Every rate lies under 110% of the peak.
+            assert!(tried.iter().all(|&r| r > 0.0 && r <= 11_000.0));
         }
-        assert_eq!(tried[0], 8000.0);
-        assert!(b.lo <= capacity && capacity < b.hi, "{b:?}");
-        // Five steps narrow an 11,000-wide bracket to under 6% of it.
-        assert!(b.hi - b.lo < 0.06 * 11_000.0, "{b:?}");
-        // Every rate after the first lies inside the bracket known then.
-        assert!(tried.iter().all(|&r| r > 0.0 && r < 11_000.0));
+    }
+
+    #[test]
+    fn a_capacity_far_from_the_start_is_still_bracketed() {
+        for capacity in [400.0, 6180.0, 9000.0] {
+            let mut b = Bisection::new(10_000.0);
+            for _ in 0..=BISECT_FULL {
+                b.record(b.next <= capacity);
+            }
+            let (lo, hi) = (b.lo.unwrap(), b.hi.unwrap());
+            assert!(lo <= capacity && capacity < hi, "{capacity}: {b:?}");
+        }
+    }
+
+    #[test]
+    fn a_server_that_meets_the_slo_everywhere_brings_the_rate_up_to_the_ceiling() {
+        let mut b = Bisection::new(1000.0);
+        for _ in 0..=BISECT_FULL {
+            b.record(true);
+        }
+        assert_eq!(b.next, 1100.0);
     }
 
     #[test]
@@ -191,9 +252,9 @@ mod tests {
         for _ in 0..=BISECT_FULL {
             b.record(false);
         }
-        // 800, 400, 200, 100, 50 missed: the next try is 25, a fortieth
-        // of the peak.
-        assert_eq!(b.lo, 0.0);
-        assert!(b.next <= 1000.0 / 40.0, "{b:?}");
+        // 300, 225, 169, 95 and 30 missed: the next try is under a
+        // hundredth of the peak.
+        assert_eq!(b.lo, None);
+        assert!(b.next <= 1000.0 / 100.0, "{b:?}");
     }
 }
