@@ -27,9 +27,9 @@ use crate::compare::runner::Runner;
 /// replica keeps its SLO while its quota lasts to near the end of most
 /// periods, and a 2 ms quota absorbs twice the burst of a 1 ms one. In two
 /// capacity runs with it, one stateless replica's capacity came out 1,945
-/// and 2,075 requests/s, and efficiency on four 1.03 and 1.02 (1.33 in the
-/// committed full run, where one replica alone paid 57.5 µs of CPU per
-/// request against 47.0 µs for each of four).
+/// and 2,075 requests/s, and efficiency on four 1.03 and 1.02; in full
+/// runs it came out 1.33 (one replica alone paid 57.5 µs of CPU per request
+/// against 47.0 µs for each of four) and 1.04 on a host a third slower.
 pub const REPLICA_CPU: f64 = 0.1;
 /// Redis's budget when the run gives none (`--store-cpu`): a replica's.
 /// The single shared store becomes the limit as stateful-Redis replicas
