@@ -27,8 +27,8 @@ use crate::keys::TokenAlg;
 use crate::loadtests::Policy;
 pub use budgets::REPLICA_CPU;
 pub(super) use budgets::budgeted;
-pub use search::FIRST_SHARE;
 use search::{Bisection, Rounds, decided_by_generator};
+pub use search::{FIRST_SHARE, RATIO};
 use verdict::{as_step, decides, marginal, suspect};
 
 /// Masters of the Redis Cluster, each under the store budget: the

@@ -56,7 +56,7 @@ pub(super) struct Bisection {
 /// Where the search starts, as a share of the closed-loop peak.
 pub const FIRST_SHARE: f64 = 0.3;
 /// The ratio between steps while the boundary is not bracketed.
-pub(super) const RATIO: f64 = 4.0 / 3.0;
+pub const RATIO: f64 = 4.0 / 3.0;
 
 impl Bisection {
     pub(super) fn new(peak: f64) -> Self {
