@@ -39,6 +39,18 @@ fn every_design_gets_a_capacity_search_under_budgets() {
         let capacity = c.capacity_rps.expect("a capacity, 0 if none met the SLO");
         let met = c.steps.iter().filter(|s| s.met_slo).count();
         assert_eq!(capacity > 0.0, met > 0, "{}: {:?}", c.id, c.steps);
+        if capacity == 0.0 {
+            // Below the lowest rate tried: no ratio, and the note says where.
+            assert_eq!(c.scaling_efficiency, None, "{}", c.id);
+            assert!(
+                c.notes
+                    .iter()
+                    .any(|n| n.contains("req/s, the lowest rate tried")),
+                "{}: {:?}",
+                c.id,
+                c.notes
+            );
+        }
         if c.replicas == 1 && capacity > 0.0 {
             assert_eq!(c.scaling_efficiency, Some(1.0), "{}", c.id);
         }

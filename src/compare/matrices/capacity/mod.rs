@@ -28,7 +28,7 @@ use crate::loadtests::Policy;
 pub use budgets::REPLICA_CPU;
 pub(super) use budgets::budgeted;
 use search::{Bisection, Rounds, decided_by_generator};
-pub use search::{FIRST_SHARE, RATIO};
+pub use search::{FIRST_SHARE, FLOOR_SHARE, RATIO, ratio};
 use verdict::{as_step, decides, marginal, suspect};
 
 /// Masters of the Redis Cluster, each under the store budget: the
@@ -63,9 +63,10 @@ const REPLICAS_QUICK: [usize; 2] = [1, 2];
 /// 4% to 9% of it, about a step's own noise near the SLO, and leave time
 /// to run the marginal steps again.
 const BISECT_FULL: usize = 4;
-/// With `--quick`, two: from 30% of the peak to 40% or 22.5%, then the
-/// middle of the bracket or a step further on, so that a quick search
-/// meets the SLO somewhere for any capacity above a tenth of the peak.
+/// With `--quick`, two: from 30% of the peak to 52% or 17%, then the
+/// middle of the bracket or a step further on (by [`search::ratio`]), so
+/// that a quick search meets the SLO somewhere for any capacity above a
+/// tenth of the peak.
 const BISECT_QUICK: usize = 2;
 /// Fixed-rate steps of a `--quick` search.
 pub(crate) const QUICK_STEPS: usize = BISECT_QUICK + 1;
@@ -184,7 +185,9 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
         let cells = search(r, server, policy, placement).await?;
         let one = cells.iter().find(|c| c.replicas == 1);
         let ratio = |of: Option<f64>, one: Option<f64>, n: usize| match (of, one) {
-            (Some(c), Some(one)) if one > 0.0 => Some(c / (n as f64 * one)),
+            // A capacity of 0 is one below the lowest rate tried: its
+            // ratio is unknown, not 0.
+            (Some(c), Some(one)) if c > 0.0 && one > 0.0 => Some(c / (n as f64 * one)),
             _ => None,
         };
         let (one_capacity, one_peak) = (
@@ -300,7 +303,7 @@ async fn search(
         };
         let probe = step(r, &template, &servers, None, step_time(r)).await?;
         searches.push(Search {
-            bisection: Bisection::new(probe.achieved_rps),
+            bisection: Bisection::new(probe.achieved_rps, bisections(r) + 1),
             steps: vec![as_step(&probe, slo, None)],
             template,
             replicas,
@@ -374,8 +377,16 @@ fn finish(s: Search) -> Cell {
             let mut c = probe;
             c.offered_rps = None;
             c.capacity_rps = Some(0.0);
-            c.notes
-                .push("no step met the SLO: capacity below the lowest rate tried".into());
+            let lowest = steps
+                .iter()
+                .filter_map(|s| s.offered_rps)
+                .min_by(f64::total_cmp);
+            c.notes.push(match lowest {
+                Some(r) => format!(
+                    "no step met the SLO: capacity below {r:.0} req/s, the lowest rate tried"
+                ),
+                None => "no step met the SLO".into(),
+            });
             c
         }
     };

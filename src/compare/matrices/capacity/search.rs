@@ -27,9 +27,9 @@ pub(super) fn decided_by_generator(steps: &[Step], capacity: Option<f64>) -> boo
 
 /// The rates a search tries. The first is [`FIRST_SHARE`] of the
 /// closed-loop peak. Until one step has met the SLO and another missed it,
-/// each step moves away from the last by [`RATIO`] (up after a step that
+/// each step moves away from the last by [`ratio`] (up after a step that
 /// met, down after a miss, never past 110% of the peak), which reaches
-/// from a tenth of the peak to nearly all of it in four steps; once the
+/// down to a tenth of the peak within the search's steps; once the
 /// boundary is bracketed, each step takes the middle of the bracket.
 ///
 /// Under 20 ms quota periods a replica's capacity sat at 20% to 40% of its
@@ -49,21 +49,39 @@ pub(super) struct Bisection {
     /// The lowest rate that missed it, if any.
     hi: Option<f64>,
     ceiling: f64,
+    /// The ratio between steps while the boundary is open ([`ratio`]).
+    ratio: f64,
     /// The rate to try next.
     pub(super) next: f64,
 }
 
 /// Where the search starts, as a share of the closed-loop peak.
 pub const FIRST_SHARE: f64 = 0.3;
-/// The ratio between steps while the boundary is not bracketed.
+/// The least ratio between steps while the boundary is not bracketed.
 pub const RATIO: f64 = 4.0 / 3.0;
+/// The lowest share of the peak a search that misses at every step must
+/// reach by its last step.
+pub const FLOOR_SHARE: f64 = 0.1;
+
+/// The ratio between the steps of a search of `steps` fixed-rate steps
+/// while the boundary is open: [`RATIO`], or more where the steps would
+/// not otherwise reach from [`FIRST_SHARE`] down to [`FLOOR_SHARE`] of the
+/// peak. Five steps reach it by 4/3; `--quick`'s three need √3 (on a host
+/// whose hypervisor took 10% to 23% of the CPU time, one replica missed
+/// the SLO at 17% of its peak, the lowest of the three steps 4/3 gives).
+pub fn ratio(steps: usize) -> f64 {
+    let moves = steps.saturating_sub(1).max(1) as f64;
+    RATIO.max((FIRST_SHARE / FLOOR_SHARE).powf(1.0 / moves))
+}
 
 impl Bisection {
-    pub(super) fn new(peak: f64) -> Self {
+    /// A search of `steps` fixed-rate steps below a closed-loop `peak`.
+    pub(super) fn new(peak: f64, steps: usize) -> Self {
         Self {
             lo: None,
             hi: None,
             ceiling: peak * 1.1,
+            ratio: ratio(steps),
             next: peak * FIRST_SHARE,
         }
     }
@@ -78,8 +96,8 @@ impl Bisection {
         }
         self.next = match (self.lo, self.hi) {
             (Some(lo), Some(hi)) => (lo + hi) / 2.0,
-            (Some(lo), None) => (lo * RATIO).min(self.ceiling),
-            (None, Some(hi)) => hi / RATIO,
+            (Some(lo), None) => (lo * self.ratio).min(self.ceiling),
+            (None, Some(hi)) => hi / self.ratio,
             (None, None) => unreachable!("a step was just recorded"),
         };
     }
@@ -133,7 +151,7 @@ impl Rounds {
 
 #[cfg(test)]
 mod tests {
-    use super::super::BISECT_FULL;
+    use super::super::{BISECT_FULL, BISECT_QUICK};
     use super::*;
 
     #[test]
@@ -141,7 +159,7 @@ mod tests {
         // Capacities a fifth to two fifths of the peak, where they sat
         // under 20 ms quota periods.
         for capacity in [2000.0, 2600.0, 3100.0, 3500.0, 4000.0] {
-            let mut b = Bisection::new(10_000.0);
+            let mut b = Bisection::new(10_000.0, BISECT_FULL + 1);
             let mut tried = Vec::new();
             for _ in 0..=BISECT_FULL {
                 tried.push(b.next);
@@ -160,7 +178,7 @@ mod tests {
     #[test]
     fn a_capacity_far_from_the_start_is_still_bracketed() {
         for capacity in [1000.0, 6180.0, 9000.0] {
-            let mut b = Bisection::new(10_000.0);
+            let mut b = Bisection::new(10_000.0, BISECT_FULL + 1);
             for _ in 0..=BISECT_FULL {
                 b.record(b.next <= capacity);
             }
@@ -171,7 +189,7 @@ mod tests {
 
     #[test]
     fn a_server_that_meets_the_slo_everywhere_brings_the_rate_up_to_the_ceiling() {
-        let mut b = Bisection::new(1000.0);
+        let mut b = Bisection::new(1000.0, BISECT_FULL + 1);
         for _ in 0..=BISECT_FULL {
             b.record(true);
         }
@@ -240,7 +258,7 @@ mod tests {
 
     #[test]
     fn a_server_that_never_meets_the_slo_brings_the_rate_down() {
-        let mut b = Bisection::new(1000.0);
+        let mut b = Bisection::new(1000.0, BISECT_FULL + 1);
         for _ in 0..=BISECT_FULL {
             b.record(false);
         }
@@ -248,5 +266,37 @@ mod tests {
         // tenth of the peak.
         assert_eq!(b.lo, None);
         assert!(b.next <= 1000.0 / 10.0, "{b:?}");
+    }
+
+    #[test]
+    fn every_search_reaches_a_tenth_of_the_peak_when_it_misses_everywhere() {
+        // The full search keeps 4/3; the quick one moves farther.
+        assert_eq!(ratio(BISECT_FULL + 1), RATIO);
+        assert!(ratio(BISECT_QUICK + 1) > RATIO);
+        for steps in [BISECT_QUICK + 1, BISECT_FULL + 1] {
+            let mut b = Bisection::new(1000.0, steps);
+            let mut tried = Vec::new();
+            for _ in 0..steps {
+                tried.push(b.next);
+                b.record(false);
+            }
+            let last = tried[steps - 1];
+            assert!(last <= 100.0 + 1e-9, "{steps} steps: {tried:?}");
+            // A capacity just above the floor is met by the last step.
+            let mut b = Bisection::new(1000.0, steps);
+            let mut met = false;
+            for _ in 0..steps {
+                let rate = b.next;
+                met |= rate <= 101.0;
+                b.record(rate <= 101.0);
+            }
+            assert!(met, "{steps} steps never met a capacity of 101");
+        }
+        // A quick search that meets at once still stays under 110% of the peak.
+        let mut b = Bisection::new(1000.0, BISECT_QUICK + 1);
+        for _ in 0..=BISECT_QUICK {
+            assert!(b.next <= 1100.0);
+            b.record(true);
+        }
     }
 }
