@@ -28,7 +28,7 @@ use crate::loadtests::Policy;
 pub use budgets::REPLICA_CPU;
 pub(super) use budgets::budgeted;
 use search::{Bisection, Rounds, decided_by_generator};
-pub use search::{FIRST_SHARE, FLOOR_SHARE, RATIO, ratio};
+pub use search::{FIRST_SHARE, FLOOR_SHARE, ratio};
 use verdict::{as_step, decides, marginal, suspect};
 
 /// Masters of the Redis Cluster, each under the store budget: the
@@ -68,6 +68,8 @@ const BISECT_FULL: usize = 4;
 /// that a quick search meets the SLO somewhere for any capacity above a
 /// tenth of the peak.
 const BISECT_QUICK: usize = 2;
+/// Fixed-rate steps of a full search.
+pub(crate) const FULL_STEPS: usize = BISECT_FULL + 1;
 /// Fixed-rate steps of a `--quick` search.
 pub(crate) const QUICK_STEPS: usize = BISECT_QUICK + 1;
 
@@ -184,7 +186,7 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
         }
         let cells = search(r, server, policy, placement).await?;
         let one = cells.iter().find(|c| c.replicas == 1);
-        let ratio = |of: Option<f64>, one: Option<f64>, n: usize| match (of, one) {
+        let efficiency = |of: Option<f64>, one: Option<f64>, n: usize| match (of, one) {
             // A capacity of 0 is one below the lowest rate tried: its
             // ratio is unknown, not 0.
             (Some(c), Some(one)) if c > 0.0 && one > 0.0 => Some(c / (n as f64 * one)),
@@ -196,8 +198,8 @@ async fn run_cases(r: &mut Runner, placement: &Placement) -> anyhow::Result<()> 
         );
         for mut cell in cells {
             let n = cell.replicas;
-            cell.scaling_efficiency = ratio(cell.capacity_rps, one_capacity, n);
-            cell.peak_efficiency = ratio(verdict::peak_rps(&cell), one_peak, n);
+            cell.scaling_efficiency = efficiency(cell.capacity_rps, one_capacity, n);
+            cell.peak_efficiency = efficiency(verdict::peak_rps(&cell), one_peak, n);
             if !placement.budgets_replicas() {
                 cell.notes
                     .push("no CPU budget: the replicas shared their cores freely".into());
