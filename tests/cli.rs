@@ -255,6 +255,31 @@ fn short_secret_is_refused_with_one_line() {
     );
 }
 
+/// Log lines written to a pipe or a file are plain text: no colour codes
+/// (a terminal gets them; `tests/terminal.rs`).
+#[test]
+fn a_piped_log_has_no_colour_codes() {
+    let mut child = bin()
+        .args(["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .env_remove("STATEBENCH_JWT_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    terminate(&mut child);
+    assert!(line.contains("no key given"), "first log line: {line:?}");
+    assert!(
+        !line.contains('\x1b'),
+        "colour codes in a piped log: {line:?}"
+    );
+}
+
 /// `statebench plan` sizes every measured design from the committed run,
 /// checks its model, and refuses bad input in one line.
 #[test]

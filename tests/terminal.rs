@@ -44,6 +44,7 @@ impl Terminal {
         cmd.env(TAG_VAR, tag);
         cmd.env("RUST_LOG", "warn");
         cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("NO_COLOR");
         cmd.cwd(std::env::temp_dir());
         let child = pair.slave.spawn_command(cmd).unwrap();
         drop(pair.slave);
@@ -251,6 +252,30 @@ fn serve_stops_on_ctrl_c() {
         .expect("serve ignored Ctrl-C");
     assert!(took <= STOP_WITHIN, "took {took:?}");
     assert_eq!(code, 130, "{}", t.screen());
+}
+
+/// A log line on a terminal is coloured (piped, it is not: `tests/cli.rs`).
+#[test]
+fn serve_colours_its_log_on_a_terminal() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let tag = tag();
+    let mut t = Terminal::spawn(
+        &tag,
+        &["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"],
+    );
+    t.wait_for("listening on http://127.0.0.1:", Duration::from_secs(15));
+    t.ctrl_c();
+    t.exit_within(Duration::from_secs(30))
+        .expect("serve ignored Ctrl-C");
+    let screen = t.screen();
+    let warning = screen
+        .lines()
+        .find(|l| l.contains("no key given"))
+        .unwrap_or_else(|| panic!("no warning about the generated key: {screen}"));
+    assert!(
+        warning.contains('\x1b'),
+        "an uncoloured log line: {warning:?}"
+    );
 }
 
 #[test]

@@ -66,6 +66,13 @@ pub enum Command {
     Plan(PlanArgs),
 }
 
+/// Whether log lines written to `stream` may carry colour codes: only on
+/// a terminal, and not when `NO_COLOR` is set (<https://no-color.org>). A
+/// log redirected to a file or a pipe stays plain text.
+fn colours(stream: &impl std::io::IsTerminal) -> bool {
+    stream.is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Runs the command line; errors are printed as one line.
 pub fn main(cli: Cli) -> ExitCode {
     // The gate starts and stops servers in-process; their info lines are noise there.
@@ -79,6 +86,7 @@ pub fn main(cli: Cli) -> ExitCode {
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colours(&std::io::stderr()))
         .init();
     crate::stop::install();
     let runtime = match &cli.command {
