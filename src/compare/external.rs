@@ -80,6 +80,14 @@ pub async fn probe(target: &External) -> Contract {
     if target.kind == Arch::Ws {
         match ws_echo(&target.url).await {
             Ok(()) => c.ws_echo = true,
+            Err(why) if why.contains("Connection refused") => {
+                c.problems.push(format!(
+                    "target {name} at {} refused the connection (is it running?); \
+                     its cells are skipped",
+                    target.url
+                ));
+                c.missing.push(("GET /ws", why));
+            }
             Err(why) => {
                 c.problems.push(format!(
                     "target {name} does not implement the WebSocket echo on GET /ws ({why}); its cells are skipped"
@@ -121,6 +129,15 @@ pub async fn probe(target: &External) -> Contract {
                 r.status().as_u16().to_string(),
                 "every matrix is skipped",
             );
+            return c;
+        }
+        Err(e) if e.is_connect() => {
+            // Nothing to probe: the server is not there, not short of a route.
+            c.problems.push(format!(
+                "target {name} at {base} refused the connection (is it running?); \
+                 every matrix is skipped"
+            ));
+            c.missing.push(("POST /login", short(&e)));
             return c;
         }
         Err(e) => {
