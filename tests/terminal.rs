@@ -240,34 +240,31 @@ fn load_runs_in_a_terminal() {
     assert!(screen.contains("GET healthz"), "{screen}");
 }
 
-#[test]
-fn serve_stops_on_ctrl_c() {
+/// `serve --arch ARCH` in a terminal, stopped with Ctrl-C once it listens:
+/// its exit code, how long it took to stop, and its screen.
+fn serve_until_ctrl_c(arch: &str) -> (u32, Duration, String) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let tag = tag();
-    let mut t = Terminal::spawn(&tag, &["serve", "--arch", "ws", "--addr", "127.0.0.1:0"]);
+    let mut t = Terminal::spawn(&tag, &["serve", "--arch", arch, "--addr", "127.0.0.1:0"]);
     t.wait_for("listening on http://127.0.0.1:", Duration::from_secs(15));
     t.ctrl_c();
     let (code, took) = t
         .exit_within(Duration::from_secs(30))
         .expect("serve ignored Ctrl-C");
+    (code, took, t.screen())
+}
+
+#[test]
+fn serve_stops_on_ctrl_c() {
+    let (code, took, screen) = serve_until_ctrl_c("ws");
     assert!(took <= STOP_WITHIN, "took {took:?}");
-    assert_eq!(code, 130, "{}", t.screen());
+    assert_eq!(code, 130, "{screen}");
 }
 
 /// A log line on a terminal is coloured (piped, it is not: `tests/cli.rs`).
 #[test]
 fn serve_colours_its_log_on_a_terminal() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let tag = tag();
-    let mut t = Terminal::spawn(
-        &tag,
-        &["serve", "--arch", "stateless", "--addr", "127.0.0.1:0"],
-    );
-    t.wait_for("listening on http://127.0.0.1:", Duration::from_secs(15));
-    t.ctrl_c();
-    t.exit_within(Duration::from_secs(30))
-        .expect("serve ignored Ctrl-C");
-    let screen = t.screen();
+    let (_, _, screen) = serve_until_ctrl_c("stateless");
     let warning = screen
         .lines()
         .find(|l| l.contains("no key given"))
