@@ -1,8 +1,12 @@
 //! Where `compare`'s processes run and how much CPU each may use: the load
 //! generator (this process) on cores of its own, every replica, Redis and
 //! HAProxy on the others, each in a cgroup with a CPU quota
-//! (`host::cgroup`). Without a writable cgroup controller the placement
-//! falls back to pinning alone, says so in one line, and every cell notes it.
+//! (`host::cgroup`). Where the server cores outnumber what one budget
+//! rounds up to, each budgeted process is pinned to the least-used of them
+//! (cores of its own while there are free ones), as a replica of a real
+//! fleet has; otherwise every server shares every server core. Without a
+//! writable cgroup controller the placement falls back to pinning alone,
+//! says so in one line, and every cell notes it.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -42,6 +46,9 @@ pub struct Placement {
     fallback: Option<String>,
     /// Budgets made so far, by process name, for the cells to read.
     groups: Mutex<Vec<(String, Budget)>>,
+    /// The cores each process placed on cores of its own was given, by
+    /// name, with its pid (a process that has ended frees its cores).
+    pinned: Mutex<Vec<(String, u32, Vec<usize>)>>,
 }
 
 /// Which kind of process a budget is for.
@@ -192,6 +199,7 @@ impl Placement {
             hierarchy,
             fallback,
             groups: Mutex::new(Vec::new()),
+            pinned: Mutex::new(Vec::new()),
         })
     }
 
@@ -227,12 +235,21 @@ impl Placement {
             (None, Some(why)) => format!(" (budgets not applied: {why})"),
             (None, None) => String::new(),
         };
+        let own = [self.options.replica_cpu, self.options.store_cpu]
+            .into_iter()
+            .flatten()
+            .any(|c| (c.ceil().max(1.0) as usize) < self.server_cores.len());
         Some(format!(
-            "load generator on core {}, servers on core {}{}{}{how}",
+            "load generator on core {}, servers on core {}{}{}{}{how}",
             cores(&self.options.generator_cpus),
             cores(&self.server_cores),
             quota("replica", self.options.replica_cpu),
             quota("store or balancer", self.options.store_cpu),
+            if own {
+                ", each budgeted process on the least-used of them"
+            } else {
+                ""
+            },
         ))
     }
 
@@ -249,12 +266,13 @@ impl Placement {
         if !self.options.any() {
             return Ok(());
         }
-        affinity::pin_process(pid, &self.server_cores)
-            .map_err(|e| anyhow::anyhow!("cannot pin {name} to {:?}: {e}", self.server_cores))?;
         let cpus = match role {
             Role::Replica => self.options.replica_cpu,
             Role::Store => self.options.store_cpu,
         };
+        let cores = self.cores_for(name, pid, cpus);
+        affinity::pin_process(pid, &cores)
+            .map_err(|e| anyhow::anyhow!("cannot pin {name} to {cores:?}: {e}"))?;
         let (Some(h), Some(cpus)) = (&self.hierarchy, cpus) else {
             return Ok(());
         };
@@ -268,6 +286,23 @@ impl Placement {
         groups.retain(|(n, _)| n != name);
         groups.push((name.to_owned(), budget));
         Ok(())
+    }
+
+    /// The cores process `name` runs on: with a budget of `cpus` cores,
+    /// when the server cores outnumber it rounded up, that many of the
+    /// least-used ones (no other live process's, while there are free
+    /// ones); otherwise every server core.
+    fn cores_for(&self, name: &str, pid: u32, cpus: Option<f64>) -> Vec<usize> {
+        let wanted = cpus.map_or(usize::MAX, |c| c.ceil().max(1.0) as usize);
+        if wanted >= self.server_cores.len() {
+            return self.server_cores.clone();
+        }
+        let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        pinned.retain(|(n, p, _)| n != name && crate::host::proc::exists(*p));
+        let taken: Vec<usize> = pinned.iter().flat_map(|(_, _, c)| c.clone()).collect();
+        let cores = least_used(&self.server_cores, &taken, wanted);
+        pinned.push((name.to_owned(), pid, cores.clone()));
+        cores
     }
 
     /// CPU time used so far by the group of process `name`, where the
@@ -293,6 +328,24 @@ impl Placement {
     }
 }
 
+/// `wanted` of `cores`, the ones that appear least often in `taken`
+/// (ties to the first), in the order of `cores`.
+fn least_used(cores: &[usize], taken: &[usize], wanted: usize) -> Vec<usize> {
+    let mut by_use: Vec<(usize, usize, usize)> = cores
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (taken.iter().filter(|&&t| t == c).count(), i, c))
+        .collect();
+    by_use.sort_unstable();
+    let mut chosen: Vec<(usize, usize)> = by_use
+        .into_iter()
+        .take(wanted)
+        .map(|(_, i, c)| (i, c))
+        .collect();
+    chosen.sort_unstable();
+    chosen.into_iter().map(|(_, c)| c).collect()
+}
+
 /// Whether budgets of `cores_wanted` in all fit in `cores` whole cores.
 fn budgets_fit(cores_wanted: f64, cores: usize) -> bool {
     cores_wanted <= cores as f64 + 1e-9
@@ -300,7 +353,71 @@ fn budgets_fit(cores_wanted: f64, cores: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::budgets_fit;
+    use super::*;
+
+    fn on_five_server_cores(replica_cpu: f64) -> Placement {
+        Placement {
+            options: BudgetOptions {
+                replica_cpu: Some(replica_cpu),
+                store_cpu: Some(0.1),
+                generator_cpus: vec![5],
+                period: None,
+            },
+            allowed: (0..6).collect(),
+            server_cores: (0..5).collect(),
+            hierarchy: None,
+            fallback: None,
+            groups: Mutex::new(Vec::new()),
+            pinned: Mutex::new(Vec::new()),
+        }
+    }
+
+    #[test]
+    fn live_processes_keep_their_cores_and_ended_ones_free_them() {
+        let p = on_five_server_cores(0.1);
+        let live = std::process::id();
+        let ended = u32::MAX - 1; // no such process
+        assert_eq!(p.cores_for("redis", live, Some(0.1)), vec![0]);
+        assert_eq!(p.cores_for("a", ended, Some(0.1)), vec![1]);
+        // `a` has ended: its core is free again.
+        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
+        // `b` placed again (restarted) does not count against itself.
+        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
+        assert_eq!(p.cores_for("c", live, Some(0.1)), vec![2]);
+        // No budget, or one as large as the server cores: all of them.
+        assert_eq!(p.cores_for("d", live, None), vec![0, 1, 2, 3, 4]);
+        assert_eq!(p.cores_for("e", live, Some(4.5)), vec![0, 1, 2, 3, 4]);
+        assert!(p.describe().unwrap().ends_with("on the least-used of them"));
+    }
+
+    #[test]
+    fn one_server_core_is_shared_by_all() {
+        let mut p = on_five_server_cores(0.1);
+        p.server_cores = vec![1];
+        let live = std::process::id();
+        assert_eq!(p.cores_for("a", live, Some(0.1)), vec![1]);
+        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
+        assert!(!p.describe().unwrap().contains("least-used"));
+    }
+
+    #[test]
+    fn each_budgeted_process_gets_the_least_used_server_cores() {
+        let servers = [0, 1, 2, 3, 4];
+        // Free cores first, in order.
+        assert_eq!(least_used(&servers, &[], 1), vec![0]);
+        assert_eq!(least_used(&servers, &[0, 1], 1), vec![2]);
+        // Four replicas beside Redis on core 0: one core each, none shared.
+        let mut taken = vec![0];
+        for _ in 0..4 {
+            let c = least_used(&servers, &taken, 1);
+            assert!(!taken.contains(&c[0]), "{c:?} already taken in {taken:?}");
+            taken.extend(c);
+        }
+        // Every core taken once: the next shares the first.
+        assert_eq!(least_used(&servers, &taken, 1), vec![0]);
+        // A budget of two cores gets two, in core order.
+        assert_eq!(least_used(&servers, &[0, 2], 2), vec![1, 3]);
+    }
 
     #[test]
     fn eight_tenth_core_replicas_and_a_store_fit_one_core_and_a_cluster_does_not() {
