@@ -46,9 +46,17 @@ pub struct Placement {
     fallback: Option<String>,
     /// Budgets made so far, by process name, for the cells to read.
     groups: Mutex<Vec<(String, Budget)>>,
-    /// The cores each process placed on cores of its own was given, by
-    /// name, with its pid (a process that has ended frees its cores).
-    pinned: Mutex<Vec<(String, u32, Vec<usize>)>>,
+    /// The processes placed on cores of their own so far.
+    pinned: Mutex<Vec<Pinned>>,
+}
+
+/// A process placed on cores of its own (one that has ended frees them).
+#[derive(Debug)]
+struct Pinned {
+    name: String,
+    pid: u32,
+    role: Role,
+    cores: Vec<usize>,
 }
 
 /// Which kind of process a budget is for.
@@ -270,7 +278,7 @@ impl Placement {
             Role::Replica => self.options.replica_cpu,
             Role::Store => self.options.store_cpu,
         };
-        let cores = self.cores_for(name, pid, cpus);
+        let cores = self.cores_for(name, pid, role, cpus);
         affinity::pin_process(pid, &cores)
             .map_err(|e| anyhow::anyhow!("cannot pin {name} to {cores:?}: {e}"))?;
         let (Some(h), Some(cpus)) = (&self.hierarchy, cpus) else {
@@ -291,17 +299,33 @@ impl Placement {
     /// The cores process `name` runs on: with a budget of `cpus` cores,
     /// when the server cores outnumber it rounded up, that many of the
     /// least-used ones (no other live process's, while there are free
-    /// ones); otherwise every server core.
-    fn cores_for(&self, name: &str, pid: u32, cpus: Option<f64>) -> Vec<usize> {
+    /// ones); otherwise every server core. A store's core counts twice:
+    /// Redis serves every replica count of a design, while the fleets of
+    /// the other counts wait idle, so a replica shares an idle replica's
+    /// core before a store's.
+    fn cores_for(&self, name: &str, pid: u32, role: Role, cpus: Option<f64>) -> Vec<usize> {
         let wanted = cpus.map_or(usize::MAX, |c| c.ceil().max(1.0) as usize);
         if wanted >= self.server_cores.len() {
             return self.server_cores.clone();
         }
         let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
-        pinned.retain(|(n, p, _)| n != name && crate::host::proc::exists(*p));
-        let taken: Vec<usize> = pinned.iter().flat_map(|(_, _, c)| c.clone()).collect();
+        pinned.retain(|p| p.name != name && crate::host::proc::exists(p.pid));
+        let taken: Vec<usize> = pinned
+            .iter()
+            .flat_map(|p| {
+                let weight = if p.role == Role::Store { 2 } else { 1 };
+                p.cores
+                    .iter()
+                    .flat_map(move |&core| std::iter::repeat_n(core, weight))
+            })
+            .collect();
         let cores = least_used(&self.server_cores, &taken, wanted);
-        pinned.push((name.to_owned(), pid, cores.clone()));
+        pinned.push(Pinned {
+            name: name.to_owned(),
+            pid,
+            role,
+            cores: cores.clone(),
+        });
         cores
     }
 
@@ -377,16 +401,27 @@ mod tests {
         let p = on_five_server_cores(0.1);
         let live = std::process::id();
         let ended = u32::MAX - 1; // no such process
-        assert_eq!(p.cores_for("redis", live, Some(0.1)), vec![0]);
-        assert_eq!(p.cores_for("a", ended, Some(0.1)), vec![1]);
+        let replica = |name: &str, pid: u32| p.cores_for(name, pid, Role::Replica, Some(0.1));
+        assert_eq!(p.cores_for("redis", live, Role::Store, Some(0.1)), vec![0]);
+        assert_eq!(replica("a", ended), vec![1]);
         // `a` has ended: its core is free again.
-        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
+        assert_eq!(replica("b", live), vec![1]);
         // `b` placed again (restarted) does not count against itself.
-        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
-        assert_eq!(p.cores_for("c", live, Some(0.1)), vec![2]);
+        assert_eq!(replica("b", live), vec![1]);
+        for (name, core) in [("c", 2), ("d", 3), ("e", 4)] {
+            assert_eq!(replica(name, live), vec![core]);
+        }
+        // Every core taken: a replica shares another replica's before Redis's.
+        assert_eq!(replica("f", live), vec![1]);
         // No budget, or one as large as the server cores: all of them.
-        assert_eq!(p.cores_for("d", live, None), vec![0, 1, 2, 3, 4]);
-        assert_eq!(p.cores_for("e", live, Some(4.5)), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            p.cores_for("g", live, Role::Replica, None),
+            vec![0, 1, 2, 3, 4]
+        );
+        assert_eq!(
+            p.cores_for("h", live, Role::Replica, Some(4.5)),
+            vec![0, 1, 2, 3, 4]
+        );
         assert!(p.describe().unwrap().ends_with("on the least-used of them"));
     }
 
@@ -395,8 +430,8 @@ mod tests {
         let mut p = on_five_server_cores(0.1);
         p.server_cores = vec![1];
         let live = std::process::id();
-        assert_eq!(p.cores_for("a", live, Some(0.1)), vec![1]);
-        assert_eq!(p.cores_for("b", live, Some(0.1)), vec![1]);
+        assert_eq!(p.cores_for("a", live, Role::Replica, Some(0.1)), vec![1]);
+        assert_eq!(p.cores_for("b", live, Role::Store, Some(0.1)), vec![1]);
         assert!(!p.describe().unwrap().contains("least-used"));
     }
 
