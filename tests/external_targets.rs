@@ -154,6 +154,8 @@ fn a_target_that_is_not_there_is_named() {
             &out.display().to_string(),
             "--target",
             &format!("stateful=http://127.0.0.1:{port}"),
+            "--target",
+            &format!("ws=http://127.0.0.1:{port}"),
         ],
         LIMIT,
     );
@@ -161,9 +163,11 @@ fn a_target_that_is_not_there_is_named() {
     assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eq!(status.code(), Some(2), "{said:#?}");
     assert!(
-        said.iter().any(|l| l.contains(&format!(
-            "target stateful at http://127.0.0.1:{port} refused the connection (is it running?)"
-        ))),
+        ["stateful", "ws"]
+            .iter()
+            .all(|name| said.iter().any(|l| l.contains(&format!(
+                "target {name} at http://127.0.0.1:{port} refused the connection (is it running?)"
+            )))),
         "{said:#?}"
     );
     assert!(cells_of(&out).is_empty());

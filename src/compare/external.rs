@@ -80,12 +80,9 @@ pub async fn probe(target: &External) -> Contract {
     if target.kind == Arch::Ws {
         match ws_echo(&target.url).await {
             Ok(()) => c.ws_echo = true,
-            Err(why) if why.contains("Connection refused") => {
-                c.problems.push(format!(
-                    "target {name} at {} refused the connection (is it running?); \
-                     its cells are skipped",
-                    target.url
-                ));
+            Err(why) if why == REFUSED => {
+                c.problems
+                    .push(not_running(name, &target.url, "its cells are skipped"));
                 c.missing.push(("GET /ws", why));
             }
             Err(why) => {
@@ -132,11 +129,8 @@ pub async fn probe(target: &External) -> Contract {
             return c;
         }
         Err(e) if e.is_connect() => {
-            // Nothing to probe: the server is not there, not short of a route.
-            c.problems.push(format!(
-                "target {name} at {base} refused the connection (is it running?); \
-                 every matrix is skipped"
-            ));
+            c.problems
+                .push(not_running(name, base, "every matrix is skipped"));
             c.missing.push(("POST /login", short(&e)));
             return c;
         }
@@ -258,9 +252,17 @@ async fn ws_echo(base: &str) -> Result<(), String> {
         .replacen("https://", "wss://", 1)
         + "/ws";
     let attempt = async {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async(&url)
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Io(io)
+                        if io.kind() == std::io::ErrorKind::ConnectionRefused =>
+                    {
+                        REFUSED.to_owned()
+                    }
+                    e => e.to_string(),
+                })?;
         socket
             .send(Message::text("probe"))
             .await
@@ -284,9 +286,18 @@ async fn ws_echo(base: &str) -> Result<(), String> {
 }
 
 /// A request error in a few words.
+/// What a probe that found nothing listening got.
+const REFUSED: &str = "connection refused";
+
+/// The problem of a target with nothing to probe: it is not there, rather
+/// than short of a route.
+fn not_running(name: &str, url: &str, skipped: &str) -> String {
+    format!("target {name} at {url} refused the connection (is it running?); {skipped}")
+}
+
 fn short(e: &reqwest::Error) -> String {
     if e.is_connect() {
-        "connection refused".into()
+        REFUSED.into()
     } else if e.is_timeout() {
         "no answer within 5 s".into()
     } else {
