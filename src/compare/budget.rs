@@ -245,8 +245,7 @@ impl Placement {
         };
         let own = [self.options.replica_cpu, self.options.store_cpu]
             .into_iter()
-            .flatten()
-            .any(|c| (c.ceil().max(1.0) as usize) < self.server_cores.len());
+            .any(|c| self.own_cores(c).is_some());
         Some(format!(
             "load generator on core {}, servers on core {}{}{}{}{how}",
             cores(&self.options.generator_cpus),
@@ -296,6 +295,13 @@ impl Placement {
         Ok(())
     }
 
+    /// How many cores of its own a process with a budget of `cpus` gets:
+    /// the budget rounded up, when the server cores outnumber that.
+    fn own_cores(&self, cpus: Option<f64>) -> Option<usize> {
+        let wanted = cpus?.ceil().max(1.0) as usize;
+        (wanted < self.server_cores.len()).then_some(wanted)
+    }
+
     /// The cores process `name` runs on: with a budget of `cpus` cores,
     /// when the server cores outnumber it rounded up, that many of the
     /// least-used ones (no other live process's, while there are free
@@ -304,10 +310,9 @@ impl Placement {
     /// the other counts wait idle, so a replica shares an idle replica's
     /// core before a store's.
     fn cores_for(&self, name: &str, pid: u32, role: Role, cpus: Option<f64>) -> Vec<usize> {
-        let wanted = cpus.map_or(usize::MAX, |c| c.ceil().max(1.0) as usize);
-        if wanted >= self.server_cores.len() {
+        let Some(wanted) = self.own_cores(cpus) else {
             return self.server_cores.clone();
-        }
+        };
         let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
         pinned.retain(|p| p.name != name && crate::host::proc::exists(p.pid));
         let taken: Vec<usize> = pinned
